@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ballast needs, idempotently: quiet and instant when all are present.
+#   tools/setup.sh            build + test dependencies
+#   tools/setup.sh bench      also the benchmark dependencies (Google Benchmark, OpenBLAS peer)
+#   tools/setup.sh study      also the main job's dependencies (corpus, plotting)
+set -euo pipefail
+
+# Why each package is here: see README.md, "Dependencies".
+packages=(g++ cmake ninja-build libxtensor-dev libxsimd-dev libboost-dev catch2)
+for group in "$@"; do
+    case "$group" in
+    bench) packages+=(libbenchmark-dev libopenblas-dev) ;;
+    study) packages+=(fortunes python3 python3-matplotlib) ;;
+    fixtures) packages+=(python3 python3-numpy python3-torch) ;;
+    *) echo "setup.sh: unknown group '$group' (known: bench, study, fixtures)" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup.sh: installing ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: missing packages (${missing[*]}) and not root; install them with apt-get" >&2
+    exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

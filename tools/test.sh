@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds and runs the whole suite.
+#   1. release preset: every Catch2 test, header self-containment, the installed-package and
+#      add_subdirectory consumer projects, and the examples, through ctest;
+#   2. sanitize preset: the Catch2 suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Set BALLAST_SKIP_SANITIZE=1 to run step 1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+jobs=$(nproc)
+
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
+ctest --preset release -j "$jobs"
+
+if [ "${BALLAST_SKIP_SANITIZE:-0}" != 1 ]; then
+    cmake --preset sanitize >/dev/null
+    cmake --build --preset sanitize -j "$jobs" --target ballast_tests
+    ctest --preset sanitize -j "$jobs" -R '^ballast: '
+fi
