@@ -1,0 +1,94 @@
+#ifndef BALLAST_CORE_FILE_HPP
+#define BALLAST_CORE_FILE_HPP
+
+/// @file
+/// Whole-file reads and atomic writes. Every file ballast writes (weights, checkpoints, results) goes
+/// through `write_file_atomic`: the bytes go to a temporary file in the same directory, are flushed to
+/// disk, and the temporary is renamed over the target, so a crash leaves either the old file or the new
+/// one, never a torn one.
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <ballast/core/config.hpp>
+
+namespace ballast
+{
+    /// Read a whole file; throws ballast::error naming the path if it cannot be opened or read.
+    inline std::vector<std::byte> read_file(const std::filesystem::path& path)
+    {
+        std::FILE* f = std::fopen(path.c_str(), "rb");
+        BALLAST_CHECK(f != nullptr, "read_file", "cannot open '", path.string(), "': ", std::strerror(errno));
+        std::vector<std::byte> bytes;
+        std::byte buf[1 << 16];
+        std::size_t got = 0;
+        while ((got = std::fread(buf, 1, sizeof(buf), f)) > 0)
+        {
+            bytes.insert(bytes.end(), buf, buf + got);
+        }
+        const bool failed = std::ferror(f) != 0;
+        std::fclose(f);
+        BALLAST_CHECK(!failed, "read_file", "error while reading '", path.string(), "'");
+        return bytes;
+    }
+
+    /// Write `parts` (concatenated) to `path` atomically: temp file in the same directory, fsync, rename.
+    inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::span<const std::byte>> parts)
+    {
+        const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+        std::string tmp_name = path.filename().string();
+        tmp_name.insert(0, 1, '.');
+        tmp_name += ".tmp.";
+        tmp_name += std::to_string(::getpid());
+        const std::string tmp = (dir / tmp_name).string();
+        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        BALLAST_CHECK(fd >= 0, "write_file_atomic", "cannot create '", tmp, "': ", std::strerror(errno));
+        bool ok = true;
+        for (const auto part : parts)
+        {
+            const std::byte* p = part.data();
+            std::size_t left = part.size();
+            while (ok && left > 0)
+            {
+                const ssize_t w = ::write(fd, p, left);
+                if (w < 0 && errno == EINTR)
+                {
+                    continue;
+                }
+                ok = w > 0;
+                if (ok)
+                {
+                    p += w;
+                    left -= static_cast<std::size_t>(w);
+                }
+            }
+        }
+        const int saved_errno = errno;
+        ok = ok && ::fsync(fd) == 0;
+        ::close(fd);
+        if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0)
+        {
+            const int e = ok ? errno : saved_errno;
+            std::remove(tmp.c_str());
+            detail::throw_error("write_file_atomic", "cannot write '", path.string(), "': ", std::strerror(e));
+        }
+    }
+
+    /// Convenience overload for a single buffer.
+    inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::byte> bytes)
+    {
+        const std::span<const std::byte> parts[] = {bytes};
+        write_file_atomic(path, std::span<const std::span<const std::byte>>(parts));
+    }
+} // namespace ballast
+
+#endif
