@@ -1,0 +1,69 @@
+#ifndef BALLAST_MODEL_CONFIG_HPP
+#define BALLAST_MODEL_CONFIG_HPP
+
+/// @file
+/// The model's runtime numbers: dimensions and every policy's hyperparameters, in one aggregate with
+/// defaults from the paper (Wortsman et al. 2023, §1). Policies choose *which* computation runs at compile
+/// time; this struct holds the numbers they use, so sweeps never recompile. A number is read only by the
+/// policy that needs it (the z-loss coefficient only when the policy set has z-loss, and so on).
+
+#include <cstddef>
+#include <cstdint>
+
+#include <boost/hana/adapt_struct.hpp>
+
+#include <ballast/core/config.hpp>
+
+namespace ballast
+{
+    struct model_config
+    {
+        // -- dimensions ---------------------------------------------------------------------------------
+        std::size_t vocab = 256;    ///< V: token ids are in [0, vocab)
+        std::size_t d_model = 128;  ///< d: residual width; must be divisible by n_heads
+        std::size_t n_layers = 2;   ///< L: transformer blocks
+        std::size_t n_heads = 2;    ///< H: attention heads; head width d_h = d_model / n_heads
+        std::size_t context = 64;   ///< maximum sequence length T
+        std::size_t mlp_ratio = 4;  ///< MLP hidden width = mlp_ratio * d_model
+
+        // -- policy numbers -------------------------------------------------------------------------------
+        double norm_eps = 1e-6;        ///< ε of every LayerNorm/RMSNorm, including qk-norm (Flax default)
+        double rope_base = 10000.0;    ///< RoPE θ base
+        double kappa = 1.0;            ///< forced logit scale κ: q and k RMS set to √κ (paper Fig 10)
+        double attn_soft_cap = 50.0;   ///< c in c·tanh(z/c) on attention logits (soft-cap policy only)
+        double output_soft_cap = 30.0; ///< c in c·tanh(y/c) on output logits (output soft-cap policy only)
+        double zloss_coef = 1e-4;      ///< coefficient of coef·(log Z)² per token (z-loss policy only)
+        double mup_base_width = 256;   ///< µParam: width at which every LR multiplier is 1
+
+        std::size_t head_dim() const noexcept { return n_heads ? d_model / n_heads : 0; }
+        std::size_t mlp_width() const noexcept { return mlp_ratio * d_model; }
+
+        bool operator==(const model_config&) const = default;
+
+        /// Throw ballast::error with a message naming the first invalid field.
+        void validate() const
+        {
+            constexpr const char* where = "model_config";
+            BALLAST_CHECK(vocab >= 2, where, "vocab must be >= 2, got ", vocab);
+            BALLAST_CHECK(d_model >= 1, where, "d_model must be >= 1, got ", d_model);
+            BALLAST_CHECK(n_layers >= 1, where, "n_layers must be >= 1, got ", n_layers);
+            BALLAST_CHECK(n_heads >= 1, where, "n_heads must be >= 1, got ", n_heads);
+            BALLAST_CHECK(d_model % n_heads == 0, where, "d_model (", d_model, ") is not divisible by n_heads (",
+                          n_heads, ")");
+            BALLAST_CHECK(context >= 1, where, "context must be >= 1, got ", context);
+            BALLAST_CHECK(mlp_ratio >= 1, where, "mlp_ratio must be >= 1, got ", mlp_ratio);
+            BALLAST_CHECK(norm_eps > 0, where, "norm_eps must be > 0, got ", norm_eps);
+            BALLAST_CHECK(rope_base > 1, where, "rope_base must be > 1, got ", rope_base);
+            BALLAST_CHECK(kappa > 0, where, "kappa must be > 0, got ", kappa);
+            BALLAST_CHECK(attn_soft_cap > 0, where, "attn_soft_cap must be > 0, got ", attn_soft_cap);
+            BALLAST_CHECK(output_soft_cap > 0, where, "output_soft_cap must be > 0, got ", output_soft_cap);
+            BALLAST_CHECK(zloss_coef >= 0, where, "zloss_coef must be >= 0, got ", zloss_coef);
+            BALLAST_CHECK(mup_base_width > 0, where, "mup_base_width must be > 0, got ", mup_base_width);
+        }
+    };
+} // namespace ballast
+
+BOOST_HANA_ADAPT_STRUCT(ballast::model_config, vocab, d_model, n_layers, n_heads, context, mlp_ratio, norm_eps,
+                        rope_base, kappa, attn_soft_cap, output_soft_cap, zloss_coef, mup_base_width);
+
+#endif

@@ -1,0 +1,739 @@
+#ifndef BALLAST_MODEL_TRANSFORMER_HPP
+#define BALLAST_MODEL_TRANSFORMER_HPP
+
+/// @file
+/// The decoder-only transformer language model, specialised at compile time by a policy set.
+///
+/// Dims legend: B batch, T sequence length (≤ context), N = B·T rows, V vocab, d width, L layers,
+/// H heads, dh = d/H, F = mlp_ratio·d.
+///
+/// The exact computation is specified in docs/model.md (the contract with the PyTorch reference):
+/// pre-norm blocks `x += attn(norm(x)); x += mlp(norm(x))`, a final norm, and a linear head; every
+/// stability choice is a policy of the set `P`. Forward and backward are written by hand on ballast's
+/// kernels: every matrix product is a packed GEMM, attention runs one (batch, head) pair per thread.
+///
+/// Memory: parameters and gradients are each one flat aligned buffer (see param_layout); activations
+/// are allocated once per (B, T) shape and reused, so a training step allocates nothing.
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <omp.h>
+
+#include <boost/hana/accessors.hpp>
+#include <boost/hana/first.hpp>
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/second.hpp>
+#include <boost/hana/string.hpp>
+#include <nlohmann/json.hpp>
+
+#include <ballast/core/aligned.hpp>
+#include <ballast/core/config.hpp>
+#include <ballast/core/parallel.hpp>
+#include <ballast/core/rng.hpp>
+#include <ballast/io/safetensors.hpp>
+#include <ballast/kernels/cross_entropy.hpp>
+#include <ballast/kernels/elementwise.hpp>
+#include <ballast/kernels/gelu.hpp>
+#include <ballast/kernels/gemm.hpp>
+#include <ballast/kernels/softmax.hpp>
+#include <ballast/model/config.hpp>
+#include <ballast/model/parameters.hpp>
+#include <ballast/policies/policy_set.hpp>
+
+namespace ballast
+{
+    /// The loss of one forward pass, averaged over tokens. `loss = ce + aux`; `aux` is the z-loss part
+    /// (0 when the policy set has none).
+    struct loss_parts
+    {
+        double loss = 0;
+        double ce = 0;
+        double aux = 0;
+    };
+
+    template <policy_set P, class T = float>
+    class transformer
+    {
+        static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "transformer<P, T>: T must be float or "
+                                                                              "double");
+        static_assert(policy_set_checks<P>::ok);
+
+    public:
+        using policy_set_type = P;
+        using value_type = T;
+        using Norm = typename P::norm;
+        using Position = typename P::position;
+        using QK = typename P::qk;
+        using AttnCap = typename P::attention_cap;
+        using OutLoss = typename P::output_loss;
+        using OutCap = typename P::output_cap;
+        using Param = typename P::parameterisation;
+        static constexpr bool has_bias = P::bias::enabled;
+        static constexpr bool tied = P::head::tied;
+        static constexpr kernels::gelu_form gelu = P::activation::form;
+        static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
+
+        /// Build the parameter layout for `cfg` (validated; throws ballast::error naming the bad field).
+        /// Parameters start at zero: call init(seed) or load(path).
+        explicit transformer(const model_config& cfg)
+            : m_cfg(validated(cfg)), m_rope(Position::template make_state<T>(m_cfg)),
+              m_qk(QK::template make_state<T>(m_cfg))
+        {
+            build_layout();
+            m_params.assign(m_layout.total(), T(0));
+            m_grads.assign(m_layout.total(), T(0));
+        }
+
+        const model_config& config() const noexcept { return m_cfg; }
+        const param_layout& layout() const noexcept { return m_layout; }
+        static constexpr std::string_view policy_set_name() noexcept { return P::name; }
+
+        /// The flat parameter and gradient buffers (layout().total() elements; padding stays 0).
+        std::span<T> parameters() noexcept { return m_params; }
+        std::span<const T> parameters() const noexcept { return m_params; }
+        std::span<T> gradients() noexcept { return m_grads; }
+        std::span<const T> gradients() const noexcept { return m_grads; }
+
+        /// One named tensor of the parameters / gradients.
+        std::span<T> parameter(std::string_view name)
+        {
+            const auto& e = m_layout.at(name);
+            return {m_params.data() + e.offset, e.size};
+        }
+        std::span<T> gradient(std::string_view name)
+        {
+            const auto& e = m_layout.at(name);
+            return {m_grads.data() + e.offset, e.size};
+        }
+
+        /// Initialise every parameter from `seed` as the parameterisation prescribes (docs/model.md):
+        /// each tensor draws from its own stream (seed, tensor index), so the result does not depend on
+        /// the thread count or on other tensors' sizes.
+        void init(std::uint64_t seed)
+        {
+            std::ranges::fill(m_params, T(0));
+            const auto& entries = m_layout.entries();
+            for (std::size_t i = 0; i < entries.size(); ++i)
+            {
+                const auto& e = entries[i];
+                T* p = m_params.data() + e.offset;
+                splitmix64 rng(seed, i);
+                switch (e.role)
+                {
+                case policies::param_role::scale:
+                    std::fill_n(p, e.size, T(1));
+                    break;
+                case policies::param_role::bias:
+                    break;
+                case policies::param_role::embedding:
+                case policies::param_role::position:
+                    for (std::size_t j = 0; j < e.size; ++j)
+                    {
+                        p[j] = static_cast<T>(e.init_std * rng.normal());
+                    }
+                    break;
+                case policies::param_role::matrix:
+                case policies::param_role::head:
+                    for (std::size_t j = 0; j < e.size; ++j)
+                    {
+                        p[j] = static_cast<T>(e.init_std * rng.truncated_normal() / truncated_normal_std);
+                    }
+                    break;
+                }
+            }
+            if constexpr (Param::zero_queries)
+            {
+                const std::size_t d = m_cfg.d_model;
+                for (const auto& b : m_blocks)
+                {
+                    std::fill_n(m_params.data() + b.qkv_w, d * d, T(0)); // rows [0, d) of [3d, d] produce q
+                }
+            }
+        }
+
+        /// Forward pass without gradients: returns the loss; logits() and log_z() are valid afterwards.
+        /// tokens and targets are [batch][seq] row-major; ids must be in [0, vocab).
+        loss_parts evaluate(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets,
+                            std::size_t batch, std::size_t seq)
+        {
+            return run_forward(tokens, targets, batch, seq, false);
+        }
+
+        /// Forward and backward: gradients() is OVERWRITTEN with d loss / d parameters.
+        loss_parts forward_backward(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets,
+                                    std::size_t batch, std::size_t seq)
+        {
+            const loss_parts l = run_forward(tokens, targets, batch, seq, true);
+            run_backward(tokens);
+            return l;
+        }
+
+        /// Output logits of the last forward pass, [N][V] (after the output cap).
+        std::span<const T> logits() const noexcept { return {m_act.logits.data(), m_n * m_cfg.vocab}; }
+        /// log Z per token of the last forward pass, [N].
+        std::span<const T> log_z() const noexcept { return {m_act.lse.data(), m_n}; }
+
+        /// Elements of T the activations take at (batch, seq), N = batch·seq, P = threads:
+        ///   L·(11·N·d + 2·N·F + 4·N + 4·H·N + c·B·H·T²)      per block: residuals, norms, qkv, attention, MLP;
+        ///                                                   c = 2 with an attention soft-cap, else 1
+        /// + 2·N·d + 2·N·V + 4·N                             final residual and norm, logits and dlogits, log Z
+        /// + 9·N·d + N·F + P·T²                              backward scratch
+        /// This is exactly what is allocated (tested); docs/model.md explains each term.
+        std::size_t activation_elements(std::size_t batch, std::size_t seq) const noexcept
+        {
+            const std::size_t n = batch * seq, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab,
+                              h = m_cfg.n_heads, l = m_cfg.n_layers;
+            const std::size_t threads = static_cast<std::size_t>(omp_get_max_threads());
+            const std::size_t c = AttnCap::active ? 2 : 1;
+            return l * (11 * n * d + 2 * n * f + 4 * n + 4 * h * n + c * batch * h * seq * seq) + 2 * n * d +
+                   2 * n * v + 4 * n + 9 * n * d + n * f + threads * seq * seq;
+        }
+
+        /// Elements of T currently allocated for activations (equals activation_elements for the last shape).
+        std::size_t allocated_activation_elements() const noexcept
+        {
+            const auto& a = m_act;
+            std::size_t total = 0;
+            for (const auto* v : {&a.res, &a.mid, &a.a, &a.a_stats, &a.qkv_raw, &a.qkv, &a.qk_stats, &a.probs, &a.capped,
+                                  &a.att, &a.m, &a.m_stats, &a.up, &a.act, &a.f, &a.f_stats, &a.logits, &a.dlogits,
+                                  &a.lse, &a.row_loss, &a.dres, &a.dtmp, &a.datt, &a.dqkv, &a.dqkv_raw, &a.dup,
+                                  &a.dscratch})
+            {
+                total += v->size();
+            }
+            return total;
+        }
+
+        /// Write parameters as safetensors (names and shapes as in docs/model.md), with the policy-set name
+        /// and the model config in the metadata. Atomic.
+        void save(const std::filesystem::path& path) const
+        {
+            io::safetensors_writer w;
+            for (const auto& e : m_layout.entries())
+            {
+                w.add<T>(e.name, std::span<const std::size_t>(e.shape), m_params.data() + e.offset);
+            }
+            w.set_metadata("policy_set", std::string(P::name));
+            w.set_metadata("model_config", config_json().dump());
+            w.set_metadata("format", "ballast-weights-v1");
+            w.write(path);
+        }
+
+        /// Read parameters from safetensors: every tensor must be present with the right shape (F32 or F64),
+        /// and no other tensor may be present. Throws ballast::error naming the problem.
+        void load(const std::filesystem::path& path) { load(io::safetensors_file::load(path)); }
+
+        void load(const io::safetensors_file& f)
+        {
+            const auto names = m_layout.names();
+            f.require_exactly(names);
+            for (const auto& e : m_layout.entries())
+            {
+                f.read<T>(e.name, std::span<const std::size_t>(e.shape), m_params.data() + e.offset);
+            }
+        }
+
+        /// The model config as JSON (every field, reflected).
+        nlohmann::json config_json() const
+        {
+            nlohmann::json j;
+            boost::hana::for_each(boost::hana::accessors<model_config>(), [&](auto pair) {
+                j[boost::hana::to<const char*>(boost::hana::first(pair))] = boost::hana::second(pair)(m_cfg);
+            });
+            return j;
+        }
+
+    private:
+        // ------------------------------------------------------------------------------------------------
+        // Layout
+
+        struct block_offsets
+        {
+            std::size_t attn_scale = npos, attn_bias = npos, qkv_w = npos, qkv_b = npos, q_scale = npos,
+                        k_scale = npos, out_w = npos, out_b = npos, mlp_scale = npos, mlp_bias = npos, up_w = npos,
+                        up_b = npos, down_w = npos, down_b = npos;
+        };
+
+        static model_config validated(const model_config& cfg)
+        {
+            cfg.validate();
+            return cfg;
+        }
+
+        std::size_t add(std::string name, std::vector<std::size_t> shape, policies::param_role role,
+                        std::size_t fan_in, std::size_t layer)
+        {
+            param_entry e;
+            e.name = std::move(name);
+            e.shape = std::move(shape);
+            e.role = role;
+            e.fan_in = fan_in;
+            e.layer = layer;
+            e.init_std = Param::init_std(role, fan_in, m_cfg);
+            e.lr_multiplier = Param::lr_multiplier(role, fan_in, m_cfg);
+            const std::size_t idx = m_layout.add(std::move(e), param_layout::align_elems<T>);
+            return m_layout.entries()[idx].offset;
+        }
+
+        void add_norm(const std::string& prefix, std::size_t layer, std::size_t& scale, std::size_t& bias)
+        {
+            const std::size_t d = m_cfg.d_model;
+            if constexpr (Norm::has_scale)
+            {
+                scale = add(prefix + ".scale", {d}, policies::param_role::scale, 0, layer);
+            }
+            if constexpr (Norm::has_bias)
+            {
+                bias = add(prefix + ".bias", {d}, policies::param_role::bias, 0, layer);
+            }
+        }
+
+        void build_layout()
+        {
+            using policies::param_role;
+            const std::size_t d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab, L = m_cfg.n_layers;
+            m_embed = add("embed", {v, d}, param_role::embedding, 0, L);
+            if constexpr (Position::has_table)
+            {
+                m_pos = add("pos_embed", {m_cfg.context, d}, param_role::position, 0, L);
+            }
+            m_blocks.resize(L);
+            const std::size_t qk_size = QK::scale_size(d, m_cfg.head_dim());
+            for (std::size_t l = 0; l < L; ++l)
+            {
+                auto& b = m_blocks[l];
+                const std::string p = "blocks." + std::to_string(l);
+                add_norm(p + ".attn_norm", l, b.attn_scale, b.attn_bias);
+                b.qkv_w = add(p + ".attn.qkv.weight", {3 * d, d}, param_role::matrix, d, l);
+                if constexpr (has_bias)
+                {
+                    b.qkv_b = add(p + ".attn.qkv.bias", {3 * d}, param_role::bias, 0, l);
+                }
+                if (qk_size > 0)
+                {
+                    b.q_scale = add(p + ".attn.q_norm.scale", {qk_size}, param_role::scale, 0, l);
+                    b.k_scale = add(p + ".attn.k_norm.scale", {qk_size}, param_role::scale, 0, l);
+                }
+                b.out_w = add(p + ".attn.out.weight", {d, d}, param_role::matrix, d, l);
+                if constexpr (has_bias)
+                {
+                    b.out_b = add(p + ".attn.out.bias", {d}, param_role::bias, 0, l);
+                }
+                add_norm(p + ".mlp_norm", l, b.mlp_scale, b.mlp_bias);
+                b.up_w = add(p + ".mlp.up.weight", {f, d}, param_role::matrix, d, l);
+                if constexpr (has_bias)
+                {
+                    b.up_b = add(p + ".mlp.up.bias", {f}, param_role::bias, 0, l);
+                }
+                b.down_w = add(p + ".mlp.down.weight", {d, f}, param_role::matrix, f, l);
+                if constexpr (has_bias)
+                {
+                    b.down_b = add(p + ".mlp.down.bias", {d}, param_role::bias, 0, l);
+                }
+            }
+            add_norm("final_norm", L, m_final_scale, m_final_bias);
+            if constexpr (!tied)
+            {
+                m_head = add("head.weight", {v, d}, param_role::head, d, L);
+            }
+            else
+            {
+                m_head = m_embed;
+            }
+        }
+
+        // ------------------------------------------------------------------------------------------------
+        // Activations
+
+        struct activations
+        {
+            std::size_t batch = 0, seq = 0;
+            aligned_vector<T> res, mid, a, a_stats, qkv_raw, qkv, qk_stats, probs, capped, att, m, m_stats, up, act;
+            aligned_vector<T> f, f_stats, logits, dlogits, lse, row_loss;
+            aligned_vector<T> dres, dtmp, datt, dqkv, dqkv_raw, dup, dscratch;
+        };
+
+        void ensure_shape(std::size_t batch, std::size_t seq)
+        {
+            const std::size_t threads = static_cast<std::size_t>(omp_get_max_threads());
+            if (m_act.batch == batch && m_act.seq == seq && m_act.dscratch.size() >= threads * seq * seq)
+            {
+                return;
+            }
+            const std::size_t n = batch * seq, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab,
+                              h = m_cfg.n_heads, L = m_cfg.n_layers;
+            auto& a = m_act;
+            a.batch = batch;
+            a.seq = seq;
+            a.res.assign((L + 1) * n * d, T(0));
+            a.mid.assign(L * n * d, T(0));
+            a.a.assign(L * n * d, T(0));
+            a.a_stats.assign(L * 2 * n, T(0));
+            a.qkv_raw.assign(L * n * 3 * d, T(0));
+            a.qkv.assign(L * n * 3 * d, T(0));
+            a.qk_stats.assign(L * 4 * h * n, T(0));
+            a.probs.assign(L * batch * h * seq * seq, T(0));
+            a.capped.assign(AttnCap::active ? L * batch * h * seq * seq : 0, T(0));
+            a.att.assign(L * n * d, T(0));
+            a.m.assign(L * n * d, T(0));
+            a.m_stats.assign(L * 2 * n, T(0));
+            a.up.assign(L * n * f, T(0));
+            a.act.assign(L * n * f, T(0));
+            a.f.assign(n * d, T(0));
+            a.f_stats.assign(2 * n, T(0));
+            a.logits.assign(n * v, T(0));
+            a.dlogits.assign(n * v, T(0));
+            a.lse.assign(n, T(0));
+            a.row_loss.assign(n, T(0));
+            a.dres.assign(n * d, T(0));
+            a.dtmp.assign(n * d, T(0));
+            a.datt.assign(n * d, T(0));
+            a.dqkv.assign(n * 3 * d, T(0));
+            a.dqkv_raw.assign(n * 3 * d, T(0));
+            a.dup.assign(n * f, T(0));
+            a.dscratch.assign(threads * seq * seq, T(0));
+        }
+
+        // ------------------------------------------------------------------------------------------------
+        // Helpers
+
+        const T* p(std::size_t off) const noexcept { return off == npos ? nullptr : m_params.data() + off; }
+        T* g(std::size_t off) noexcept { return off == npos ? nullptr : m_grads.data() + off; }
+
+        /// y[r, :] += bias for every row.
+        static void add_bias(T* y, const T* bias, std::size_t rows, std::size_t cols)
+        {
+            parallel_for(rows, 64, [&](std::size_t r0, std::size_t r1) {
+                for (std::size_t r = r0; r < r1; ++r)
+                {
+                    kernels::axpy(y + r * cols, bias, T(1), cols);
+                }
+            });
+        }
+
+        /// db[j] += Σ_r dy[r, j], rows summed in order (deterministic), columns split across threads.
+        static void accumulate_column_sums(T* db, const T* dy, std::size_t rows, std::size_t cols)
+        {
+            parallel_for(cols, 256, [&](std::size_t c0, std::size_t c1) {
+                for (std::size_t r = 0; r < rows; ++r)
+                {
+                    kernels::axpy(db + c0, dy + r * cols + c0, T(1), c1 - c0);
+                }
+            });
+        }
+
+        void check_inputs(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets,
+                          std::size_t batch, std::size_t seq) const
+        {
+            constexpr const char* where = "transformer";
+            BALLAST_CHECK(batch >= 1 && seq >= 1, where, "batch and seq must be >= 1, got ", batch, " x ", seq);
+            BALLAST_CHECK(seq <= m_cfg.context, where, "sequence length ", seq, " exceeds the context ",
+                          m_cfg.context);
+            BALLAST_CHECK(tokens.size() == batch * seq, where, "tokens hold ", tokens.size(), " ids, expected batch*seq = ",
+                          batch * seq);
+            BALLAST_CHECK(targets.size() == batch * seq, where, "targets hold ", targets.size(),
+                          " ids, expected batch*seq = ", batch * seq);
+            for (std::size_t i = 0; i < tokens.size(); ++i)
+            {
+                BALLAST_CHECK(tokens[i] >= 0 && static_cast<std::size_t>(tokens[i]) < m_cfg.vocab, where, "token id ",
+                              tokens[i], " at position ", i, " is outside the vocabulary [0, ", m_cfg.vocab, ")");
+                BALLAST_CHECK(targets[i] >= 0 && static_cast<std::size_t>(targets[i]) < m_cfg.vocab, where,
+                              "target id ", targets[i], " at position ", i, " is outside the vocabulary [0, ",
+                              m_cfg.vocab, ")");
+            }
+        }
+
+        // ------------------------------------------------------------------------------------------------
+        // Forward
+
+        loss_parts run_forward(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets,
+                               std::size_t batch, std::size_t seq, bool want_grad)
+        {
+            check_inputs(tokens, targets, batch, seq);
+            ensure_shape(batch, seq);
+            m_n = batch * seq;
+            const std::size_t n = m_n, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab, L = m_cfg.n_layers,
+                              H = m_cfg.n_heads, dh = m_cfg.head_dim();
+            const T eps = static_cast<T>(m_cfg.norm_eps);
+            auto& A = m_act;
+
+            // Embedding (+ learned positions).
+            T* x0 = A.res.data();
+            const T* E = p(m_embed);
+            parallel_for(n, 64, [&](std::size_t r0, std::size_t r1) {
+                for (std::size_t r = r0; r < r1; ++r)
+                {
+                    kernels::copy(x0 + r * d, E + static_cast<std::size_t>(tokens[r]) * d, d);
+                }
+            });
+            Position::embed_forward(x0, p(m_pos), batch, seq, d);
+
+            for (std::size_t l = 0; l < L; ++l)
+            {
+                const auto& b = m_blocks[l];
+                const T* x = A.res.data() + l * n * d;
+                T* mid = A.mid.data() + l * n * d;
+                T* a = A.a.data() + l * n * d;
+                T* a_stats = A.a_stats.data() + l * 2 * n;
+                T* qkv_raw = A.qkv_raw.data() + l * n * 3 * d;
+                T* qkv = A.qkv.data() + l * n * 3 * d;
+                T* qk_stats = A.qk_stats.data() + l * 4 * H * n;
+                T* att = A.att.data() + l * n * d;
+
+                // Attention.
+                Norm::forward(a, d, a_stats, a_stats + n, x, d, p(b.attn_scale), p(b.attn_bias), n, d, eps);
+                kernels::gemm(kernels::gemm_layout::nt, n, 3 * d, d, a, d, p(b.qkv_w), d, T(0), qkv_raw, 3 * d);
+                if constexpr (has_bias)
+                {
+                    add_bias(qkv_raw, p(b.qkv_b), n, 3 * d);
+                }
+                QK::forward(qkv, qk_stats, qk_stats + H * n, qkv_raw, p(b.q_scale), 3 * d, n, H, dh, m_qk);
+                QK::forward(qkv + d, qk_stats + 2 * H * n, qk_stats + 3 * H * n, qkv_raw + d, p(b.k_scale), 3 * d, n,
+                            H, dh, m_qk);
+                Position::rotate(qkv, 3 * d, batch, seq, H, dh, m_rope, false);
+                Position::rotate(qkv + d, 3 * d, batch, seq, H, dh, m_rope, false);
+                attention_forward(l, batch, seq);
+                kernels::copy(mid, x, n * d);
+                kernels::gemm(kernels::gemm_layout::nt, n, d, d, att, d, p(b.out_w), d, T(1), mid, d);
+                if constexpr (has_bias)
+                {
+                    add_bias(mid, p(b.out_b), n, d);
+                }
+
+                // MLP.
+                T* m = A.m.data() + l * n * d;
+                T* m_stats = A.m_stats.data() + l * 2 * n;
+                T* up = A.up.data() + l * n * f;
+                T* act = A.act.data() + l * n * f;
+                T* out = A.res.data() + (l + 1) * n * d;
+                Norm::forward(m, d, m_stats, m_stats + n, mid, d, p(b.mlp_scale), p(b.mlp_bias), n, d, eps);
+                kernels::gemm(kernels::gemm_layout::nt, n, f, d, m, d, p(b.up_w), d, T(0), up, f);
+                if constexpr (has_bias)
+                {
+                    add_bias(up, p(b.up_b), n, f);
+                }
+                kernels::gelu_forward<gelu>(act, up, n * f);
+                kernels::copy(out, mid, n * d);
+                kernels::gemm(kernels::gemm_layout::nt, n, d, f, act, f, p(b.down_w), f, T(1), out, d);
+                if constexpr (has_bias)
+                {
+                    add_bias(out, p(b.down_b), n, d);
+                }
+            }
+
+            // Final norm, head, loss.
+            const T* xl = A.res.data() + L * n * d;
+            Norm::forward(A.f.data(), d, A.f_stats.data(), A.f_stats.data() + n, xl, d, p(m_final_scale),
+                          p(m_final_bias), n, d, eps);
+            kernels::gemm(kernels::gemm_layout::nt, n, v, d, A.f.data(), d, p(m_head), d, T(0), A.logits.data(), v);
+            OutCap::forward(A.logits.data(), n * v, m_cfg.output_soft_cap);
+
+            const double coef = OutLoss::zloss_coef(m_cfg);
+            kernels::cross_entropy_rows(A.row_loss.data(), A.lse.data(), want_grad ? A.dlogits.data() : nullptr,
+                                        A.logits.data(), targets.data(), static_cast<T>(1.0 / static_cast<double>(n)),
+                                        static_cast<T>(coef), n, v, v);
+            double total = 0, zsum = 0;
+            for (std::size_t r = 0; r < n; ++r) // fixed order: deterministic
+            {
+                total += static_cast<double>(A.row_loss[r]);
+                zsum += static_cast<double>(A.lse[r]) * static_cast<double>(A.lse[r]);
+            }
+            loss_parts out;
+            out.loss = total / static_cast<double>(n);
+            out.aux = coef * zsum / static_cast<double>(n);
+            out.ce = out.loss - out.aux;
+            return out;
+        }
+
+        /// Causal multi-head attention of layer l, one (batch, head) pair per iteration.
+        void attention_forward(std::size_t l, std::size_t batch, std::size_t seq)
+        {
+            const std::size_t n = m_n, d = m_cfg.d_model, H = m_cfg.n_heads, dh = m_cfg.head_dim();
+            const std::size_t ld = 3 * d, tt = seq * seq;
+            const T s = static_cast<T>(Param::attention_scale(m_cfg));
+            const T* qkv = m_act.qkv.data() + l * n * ld;
+            const T* qkv_raw = m_act.qkv_raw.data() + l * n * ld;
+            T* probs = m_act.probs.data() + l * batch * H * tt;
+            T* capped = AttnCap::active ? m_act.capped.data() + l * batch * H * tt : nullptr;
+            T* att = m_act.att.data() + l * n * d;
+            const double cap = m_cfg.attn_soft_cap;
+            const std::ptrdiff_t pairs = static_cast<std::ptrdiff_t>(batch * H);
+#pragma omp parallel for schedule(static)
+            for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
+            {
+                const std::size_t bi = static_cast<std::size_t>(bh) / H, h = static_cast<std::size_t>(bh) % H;
+                const T* q = qkv + bi * seq * ld + h * dh;
+                const T* k = q + d;
+                const T* vv = qkv_raw + bi * seq * ld + 2 * d + h * dh;
+                T* z = probs + static_cast<std::size_t>(bh) * tt;
+                kernels::gemm(kernels::gemm_layout::nt, seq, seq, dh, q, ld, k, ld, T(0), z, seq);
+                kernels::scale(z, s, tt);
+                if constexpr (AttnCap::active)
+                {
+                    AttnCap::forward(z, tt, cap);
+                    kernels::copy(capped + static_cast<std::size_t>(bh) * tt, z, tt);
+                }
+                kernels::softmax_causal_forward(z, z, seq, seq);
+                kernels::gemm(kernels::gemm_layout::nn, seq, dh, seq, z, seq, vv, ld, T(0), att + bi * seq * d + h * dh,
+                              d);
+            }
+        }
+
+        // ------------------------------------------------------------------------------------------------
+        // Backward
+
+        void run_backward(std::span<const std::int32_t> tokens)
+        {
+            const std::size_t n = m_n, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab, L = m_cfg.n_layers,
+                              H = m_cfg.n_heads, dh = m_cfg.head_dim();
+            auto& A = m_act;
+            std::ranges::fill(m_grads, T(0));
+            T* dres = A.dres.data();
+            T* dtmp = A.dtmp.data();
+
+            // Head and final norm.
+            OutCap::backward(A.dlogits.data(), A.logits.data(), n * v, m_cfg.output_soft_cap);
+            kernels::gemm(kernels::gemm_layout::tn, v, d, n, A.dlogits.data(), v, A.f.data(), d, T(1), g(m_head), d);
+            kernels::gemm(kernels::gemm_layout::nn, n, d, v, A.dlogits.data(), v, p(m_head), d, T(0), dtmp, d);
+            Norm::backward(dres, d, g(m_final_scale), g(m_final_bias), dtmp, d, A.res.data() + L * n * d, d,
+                           p(m_final_scale), A.f_stats.data(), A.f_stats.data() + n, n, d);
+
+            for (std::size_t li = L; li-- > 0;)
+            {
+                const auto& b = m_blocks[li];
+                const T* x = A.res.data() + li * n * d;
+                const T* mid = A.mid.data() + li * n * d;
+
+                // MLP: dres is d loss / d res[l+1].
+                const T* m = A.m.data() + li * n * d;
+                const T* m_stats = A.m_stats.data() + li * 2 * n;
+                const T* up = A.up.data() + li * n * f;
+                const T* act = A.act.data() + li * n * f;
+                T* dup = A.dup.data();
+                kernels::gemm(kernels::gemm_layout::nn, n, f, d, dres, d, p(b.down_w), f, T(0), dup, f);
+                kernels::gemm(kernels::gemm_layout::tn, d, f, n, dres, d, act, f, T(1), g(b.down_w), f);
+                if constexpr (has_bias)
+                {
+                    accumulate_column_sums(g(b.down_b), dres, n, d);
+                }
+                kernels::gelu_backward<gelu>(dup, dup, up, n * f);
+                kernels::gemm(kernels::gemm_layout::tn, f, d, n, dup, f, m, d, T(1), g(b.up_w), d);
+                if constexpr (has_bias)
+                {
+                    accumulate_column_sums(g(b.up_b), dup, n, f);
+                }
+                kernels::gemm(kernels::gemm_layout::nn, n, d, f, dup, f, p(b.up_w), d, T(0), dtmp, d);
+                Norm::backward(dtmp, d, g(b.mlp_scale), g(b.mlp_bias), dtmp, d, mid, d, p(b.mlp_scale), m_stats,
+                               m_stats + n, n, d);
+                kernels::axpy(dres, dtmp, T(1), n * d); // dres = d loss / d mid
+
+                // Attention.
+                const T* a = A.a.data() + li * n * d;
+                const T* a_stats = A.a_stats.data() + li * 2 * n;
+                const T* qkv_raw = A.qkv_raw.data() + li * n * 3 * d;
+                const T* qk_stats = A.qk_stats.data() + li * 4 * H * n;
+                const T* att = A.att.data() + li * n * d;
+                T* datt = A.datt.data();
+                T* dqkv = A.dqkv.data();
+                T* dqkv_raw = A.dqkv_raw.data();
+                kernels::gemm(kernels::gemm_layout::nn, n, d, d, dres, d, p(b.out_w), d, T(0), datt, d);
+                kernels::gemm(kernels::gemm_layout::tn, d, d, n, dres, d, att, d, T(1), g(b.out_w), d);
+                if constexpr (has_bias)
+                {
+                    accumulate_column_sums(g(b.out_b), dres, n, d);
+                }
+                attention_backward(li, A.batch, A.seq); // fills dqkv (q, k parts) and dqkv_raw (v part)
+                Position::rotate(dqkv, 3 * d, A.batch, A.seq, H, dh, m_rope, true);
+                Position::rotate(dqkv + d, 3 * d, A.batch, A.seq, H, dh, m_rope, true);
+                QK::backward(dqkv_raw, g(b.q_scale), dqkv, qkv_raw, p(b.q_scale), qk_stats, qk_stats + H * n, 3 * d, n,
+                             H, dh, m_qk);
+                QK::backward(dqkv_raw + d, g(b.k_scale), dqkv + d, qkv_raw + d, p(b.k_scale), qk_stats + 2 * H * n,
+                             qk_stats + 3 * H * n, 3 * d, n, H, dh, m_qk);
+                kernels::gemm(kernels::gemm_layout::tn, 3 * d, d, n, dqkv_raw, 3 * d, a, d, T(1), g(b.qkv_w), d);
+                if constexpr (has_bias)
+                {
+                    accumulate_column_sums(g(b.qkv_b), dqkv_raw, n, 3 * d);
+                }
+                kernels::gemm(kernels::gemm_layout::nn, n, d, 3 * d, dqkv_raw, 3 * d, p(b.qkv_w), d, T(0), dtmp, d);
+                Norm::backward(dtmp, d, g(b.attn_scale), g(b.attn_bias), dtmp, d, x, d, p(b.attn_scale), a_stats,
+                               a_stats + n, n, d);
+                kernels::axpy(dres, dtmp, T(1), n * d); // dres = d loss / d res[l]
+            }
+
+            // Embedding: rows scattered in token order (deterministic), columns split across threads.
+            Position::embed_backward(g(m_pos), dres, A.batch, A.seq, d);
+            T* dE = g(m_embed);
+            parallel_for(d, 256, [&](std::size_t c0, std::size_t c1) {
+                for (std::size_t r = 0; r < n; ++r)
+                {
+                    kernels::axpy(dE + static_cast<std::size_t>(tokens[r]) * d + c0, dres + r * d + c0, T(1), c1 - c0);
+                }
+            });
+        }
+
+        /// Backward of attention_forward for layer l: datt → dqkv (q, k blocks, post-RoPE) and dqkv_raw (v).
+        void attention_backward(std::size_t l, std::size_t batch, std::size_t seq)
+        {
+            const std::size_t n = m_n, d = m_cfg.d_model, H = m_cfg.n_heads, dh = m_cfg.head_dim();
+            const std::size_t ld = 3 * d, tt = seq * seq;
+            const T s = static_cast<T>(Param::attention_scale(m_cfg));
+            const T* qkv = m_act.qkv.data() + l * n * ld;
+            const T* qkv_raw = m_act.qkv_raw.data() + l * n * ld;
+            const T* probs = m_act.probs.data() + l * batch * H * tt;
+            const T* capped = AttnCap::active ? m_act.capped.data() + l * batch * H * tt : nullptr;
+            const T* datt = m_act.datt.data();
+            T* dqkv = m_act.dqkv.data();
+            T* dqkv_raw = m_act.dqkv_raw.data();
+            T* scratch = m_act.dscratch.data();
+            const double cap = m_cfg.attn_soft_cap;
+            const std::ptrdiff_t pairs = static_cast<std::ptrdiff_t>(batch * H);
+#pragma omp parallel for schedule(static)
+            for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
+            {
+                const std::size_t bi = static_cast<std::size_t>(bh) / H, h = static_cast<std::size_t>(bh) % H;
+                const std::size_t row0 = bi * seq;
+                const T* q = qkv + row0 * ld + h * dh;
+                const T* k = q + d;
+                const T* vv = qkv_raw + row0 * ld + 2 * d + h * dh;
+                const T* prob = probs + static_cast<std::size_t>(bh) * tt;
+                const T* dout = datt + row0 * d + h * dh;
+                T* dz = scratch + static_cast<std::size_t>(omp_get_thread_num()) * tt;
+                kernels::gemm(kernels::gemm_layout::nt, seq, seq, dh, dout, d, vv, ld, T(0), dz, seq); // dP = dO·Vᵀ
+                kernels::gemm(kernels::gemm_layout::tn, seq, dh, seq, prob, seq, dout, d, T(0),
+                              dqkv_raw + row0 * ld + 2 * d + h * dh, ld); // dV = Pᵀ·dO
+                kernels::softmax_causal_backward(dz, prob, dz, seq, seq);
+                if constexpr (AttnCap::active)
+                {
+                    AttnCap::backward(dz, capped + static_cast<std::size_t>(bh) * tt, tt, cap);
+                }
+                kernels::scale(dz, s, tt);
+                kernels::gemm(kernels::gemm_layout::nn, seq, dh, seq, dz, seq, k, ld, T(0), dqkv + row0 * ld + h * dh,
+                              ld); // dQ = dZ·K
+                kernels::gemm(kernels::gemm_layout::tn, seq, dh, seq, dz, seq, q, ld, T(0),
+                              dqkv + row0 * ld + d + h * dh, ld); // dK = dZᵀ·Q
+            }
+        }
+
+        model_config m_cfg;
+        typename Position::template state<T> m_rope;
+        typename QK::template state<T> m_qk;
+        param_layout m_layout;
+        std::vector<block_offsets> m_blocks;
+        std::size_t m_embed = npos, m_pos = npos, m_final_scale = npos, m_final_bias = npos, m_head = npos;
+        aligned_vector<T> m_params, m_grads;
+        activations m_act;
+        std::size_t m_n = 0;
+    };
+} // namespace ballast
+
+#endif

@@ -1,0 +1,340 @@
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <ballast/model/transformer.hpp>
+
+#include "support/gradcheck.hpp"
+#include "support/tolerance.hpp"
+
+namespace
+{
+    /// A tiny config: every dimension distinct so a transposed index cannot pass by accident.
+    ballast::model_config tiny_config()
+    {
+        ballast::model_config c;
+        c.vocab = 11;
+        c.d_model = 8;
+        c.n_layers = 2;
+        c.n_heads = 2;
+        c.context = 6;
+        c.zloss_coef = 1e-2;     // larger than the paper's 1e-4 so the z-loss gradient path is visible to FD
+        c.attn_soft_cap = 0.7;   // small caps: tanh far from the identity, so the cap backward is exercised
+        c.output_soft_cap = 1.5;
+        c.kappa = 2.0;
+        return c;
+    }
+
+    struct batch_data
+    {
+        std::size_t batch = 2, seq = 5;
+        std::vector<std::int32_t> tokens, targets;
+    };
+
+    batch_data make_batch(std::size_t vocab, std::uint64_t seed, std::size_t batch = 2, std::size_t seq = 5)
+    {
+        batch_data b;
+        b.batch = batch;
+        b.seq = seq;
+        ballast::splitmix64 rng(seed);
+        for (std::size_t i = 0; i < batch * seq; ++i)
+        {
+            b.tokens.push_back(static_cast<std::int32_t>(rng.below(vocab)));
+            b.targets.push_back(static_cast<std::int32_t>(rng.below(vocab)));
+        }
+        return b;
+    }
+
+    /// Perturb the initialisation so that norm scales are not all 1, biases not 0 and queries not 0:
+    /// every gradient path carries signal.
+    template <class M>
+    void randomise(M& model, std::uint64_t seed)
+    {
+        model.init(seed);
+        ballast::splitmix64 rng(seed, 99);
+        for (const auto& e : model.layout().entries())
+        {
+            auto t = model.parameter(e.name);
+            for (auto& x : t)
+            {
+                x += static_cast<typename M::value_type>(0.2 * rng.normal());
+            }
+        }
+    }
+} // namespace
+
+using all_policy_sets = std::tuple<ballast::paper_default, ballast::paper_baseline, ballast::no_zloss,
+                                   ballast::gpt2_like, ballast::mup_recipe, ballast::mup_full_recipe,
+                                   ballast::soft_capped, ballast::forced_scale>;
+
+TEMPLATE_LIST_TEST_CASE("full-model gradient matches central finite differences in double", "[model][gradcheck]",
+                        all_policy_sets)
+{
+    INFO("policy set " << TestType::name);
+    ballast::transformer<TestType, double> model(tiny_config());
+    randomise(model, 7);
+    const auto data = make_batch(model.config().vocab, 3);
+    model.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    const std::vector<double> analytic(model.gradients().begin(), model.gradients().end());
+
+    // Finite differences over every parameter (padding entries have zero gradient both ways).
+    double* theta = model.parameters().data();
+    const auto loss = [&] { return model.evaluate(data.tokens, data.targets, data.batch, data.seq).loss; };
+    for (const auto& e : model.layout().entries())
+    {
+        INFO("tensor " << e.name);
+        ballast::test::check_gradient(analytic.data() + e.offset, loss, theta + e.offset, e.size);
+    }
+}
+
+TEMPLATE_LIST_TEST_CASE("float and double models agree and threads do not change a bit", "[model][determinism]",
+                        all_policy_sets)
+{
+    INFO("policy set " << TestType::name);
+    auto cfg = tiny_config();
+    cfg.d_model = 32;
+    cfg.n_heads = 4;
+    cfg.context = 16;
+    ballast::transformer<TestType, float> f1(cfg), f2(cfg);
+    ballast::transformer<TestType, double> d(cfg);
+    f1.init(11);
+    f2.init(11);
+    d.init(11);
+    const auto data = make_batch(cfg.vocab, 5, 4, 16);
+    ballast::loss_parts l1, l2;
+    {
+        ballast::thread_scope one(1);
+        l1 = f1.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    }
+    {
+        ballast::thread_scope two(2);
+        l2 = f2.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    }
+    CHECK(l1.loss == l2.loss);
+    CHECK(std::memcmp(f1.gradients().data(), f2.gradients().data(), f1.gradients().size() * sizeof(float)) == 0);
+
+    // float vs double on the same initialisation: the float run rounds every activation; relative error of
+    // the loss is bounded by a few hundred ulps of float over this depth (measured ~1e-6).
+    const auto ld = d.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    CHECK(std::fabs(l1.loss - ld.loss) <= 1e-5 * ld.loss);
+}
+
+TEST_CASE("z-loss with coefficient 0 equals plain cross-entropy", "[model][laws]")
+{
+    auto cfg = tiny_config();
+    cfg.zloss_coef = 0;
+    ballast::transformer<ballast::paper_default, double> with_z(cfg);
+    ballast::transformer<ballast::no_zloss, double> plain(cfg);
+    with_z.init(4);
+    plain.init(4);
+    const auto data = make_batch(cfg.vocab, 8);
+    const auto a = with_z.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    const auto b = plain.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    CHECK(a.loss == b.loss);
+    CHECK(a.aux == 0);
+    CHECK(std::memcmp(with_z.gradients().data(), plain.gradients().data(), plain.gradients().size() * 8) == 0);
+}
+
+TEST_CASE("the z-loss part is coef times the mean squared log Z", "[model][laws]")
+{
+    const auto cfg = tiny_config();
+    ballast::transformer<ballast::paper_default, double> model(cfg);
+    model.init(2);
+    const auto data = make_batch(cfg.vocab, 1);
+    const auto l = model.evaluate(data.tokens, data.targets, data.batch, data.seq);
+    double zz = 0, ce = 0;
+    const auto logits = model.logits();
+    for (std::size_t r = 0; r < data.tokens.size(); ++r)
+    {
+        const double lz = model.log_z()[r];
+        zz += lz * lz;
+        ce += lz - logits[r * cfg.vocab + static_cast<std::size_t>(data.targets[r])];
+    }
+    const double n = static_cast<double>(data.tokens.size());
+    BALLAST_CHECK_CLOSE(l.aux, cfg.zloss_coef * zz / n, double);
+    BALLAST_CHECK_CLOSE(l.ce, ce / n, double);
+    BALLAST_CHECK_CLOSE(l.loss, l.ce + l.aux, double);
+}
+
+TEST_CASE("a huge soft cap is the identity to first order", "[model][laws]")
+{
+    auto cfg = tiny_config();
+    cfg.attn_soft_cap = 1e6;
+    cfg.output_soft_cap = 1e6;
+    struct uncapped : ballast::soft_capped
+    {
+        using attention_cap = ballast::policies::no_soft_cap;
+        using output_cap = ballast::policies::no_soft_cap;
+    };
+    ballast::transformer<ballast::soft_capped, double> capped(cfg);
+    ballast::transformer<uncapped, double> plain(cfg);
+    capped.init(6);
+    plain.init(6);
+    const auto data = make_batch(cfg.vocab, 2);
+    const auto a = capped.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    const auto b = plain.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    // c·tanh(z/c) = z − z³/(3c²) + …: with |z| < 10 and c = 1e6 the change is < 1e-10 relative.
+    CHECK(std::fabs(a.loss - b.loss) <= 1e-10 * b.loss);
+    ballast::test::check_all_close(capped.gradients().data(), plain.gradients().data(), plain.gradients().size(), 1e-9,
+                                   1e-12);
+}
+
+TEST_CASE("µParam multipliers are 1 at base width and base/d elsewhere", "[model][laws][mup]")
+{
+    auto cfg = tiny_config();
+    cfg.mup_base_width = static_cast<double>(cfg.d_model);
+    ballast::transformer<ballast::mup_full_recipe, float> at_base(cfg);
+    for (const auto& e : at_base.layout().entries())
+    {
+        CHECK(e.lr_multiplier == 1.0);
+    }
+    cfg.mup_base_width = 256;
+    ballast::transformer<ballast::mup_recipe, float> wide(cfg);
+    for (const auto& e : wide.layout().entries())
+    {
+        INFO(e.name);
+        const bool linear = e.role == ballast::policies::param_role::matrix || e.role == ballast::policies::param_role::head;
+        CHECK(e.lr_multiplier == (linear ? 256.0 / 8.0 : 1.0));
+    }
+}
+
+TEST_CASE("initialisation follows the parameterisation", "[model][init]")
+{
+    ballast::model_config cfg;
+    cfg.vocab = 256;
+    cfg.d_model = 64;
+    cfg.n_layers = 1;
+    cfg.n_heads = 4;
+    ballast::transformer<ballast::paper_default, double> sp(cfg);
+    ballast::transformer<ballast::mup_full_recipe, double> mup(cfg);
+    sp.init(1);
+    mup.init(1);
+    const auto stats = [](std::span<const double> x) {
+        double s = 0, s2 = 0, mx = 0;
+        for (const double v : x)
+        {
+            s += v;
+            s2 += v * v;
+            mx = std::max(mx, std::fabs(v));
+        }
+        const double n = static_cast<double>(x.size());
+        return std::array<double, 3>{s / n, std::sqrt(s2 / n - (s / n) * (s / n)), mx};
+    };
+    // Std estimates over n samples have relative standard error ~1/sqrt(2n): 4096 samples → 1.1%; allow 5%.
+    const auto e = stats(sp.parameter("embed"));
+    CHECK(std::fabs(e[1] * std::sqrt(64.0) - 1) < 0.05);
+    const auto w = stats(sp.parameter("blocks.0.mlp.down.weight")); // fan-in 256
+    CHECK(std::fabs(w[1] * std::sqrt(256.0) - 1) < 0.05);
+    CHECK(w[2] <= 2.0 / std::sqrt(256.0) / ballast::truncated_normal_std); // truncated at 2σ before rescaling
+    const auto h = stats(mup.parameter("head.weight"));
+    CHECK(std::fabs(h[1] / (std::sqrt(256.0) / 64.0) - 1) < 0.05); // √base / d
+    const auto qkv = mup.parameter("blocks.0.attn.qkv.weight");
+    CHECK(std::all_of(qkv.begin(), qkv.begin() + 64 * 64, [](double v) { return v == 0; })); // zero queries
+    CHECK(std::any_of(qkv.begin() + 64 * 64, qkv.end(), [](double v) { return v != 0; }));
+    for (const double s : sp.parameter("blocks.0.attn.q_norm.scale"))
+    {
+        CHECK(s == 1.0);
+    }
+    // Same seed, same parameters; different seed, different parameters.
+    ballast::transformer<ballast::paper_default, double> again(cfg);
+    again.init(1);
+    CHECK(std::ranges::equal(sp.parameters(), again.parameters()));
+    again.init(2);
+    CHECK_FALSE(std::ranges::equal(sp.parameters(), again.parameters()));
+}
+
+TEST_CASE("the parameter layout has the documented names, shapes and count", "[model][layout]")
+{
+    ballast::model_config cfg;
+    cfg.vocab = 256;
+    cfg.d_model = 32;
+    cfg.n_layers = 3;
+    cfg.n_heads = 4;
+    cfg.context = 16;
+    const std::size_t d = 32, L = 3, V = 256, dh = 8;
+    ballast::transformer<ballast::paper_default, float> pd(cfg);
+    // 12·L·d² block matrices + 2·L·d norm scales + 2·L·dh qk scales + d final scale + 2·V·d embed and head.
+    CHECK(pd.layout().count() == 12 * L * d * d + 2 * L * d + 2 * L * dh + d + 2 * V * d);
+    CHECK(pd.layout().at("blocks.2.attn.qkv.weight").shape == std::vector<std::size_t>{3 * d, d});
+    CHECK(pd.layout().at("blocks.0.attn.q_norm.scale").shape == std::vector<std::size_t>{dh});
+    CHECK(pd.layout().at("head.weight").shape == std::vector<std::size_t>{V, d});
+    for (const auto& e : pd.layout().entries())
+    {
+        CHECK(e.offset % 16 == 0); // 64-byte aligned float tensors
+    }
+    ballast::transformer<ballast::gpt2_like, float> g2(cfg);
+    CHECK_FALSE(g2.layout().contains("head.weight")); // tied
+    CHECK(g2.layout().at("pos_embed").shape == std::vector<std::size_t>{16, d});
+    CHECK(g2.layout().contains("blocks.1.mlp.up.bias"));
+    CHECK(g2.layout().contains("final_norm.bias"));
+    CHECK_FALSE(g2.layout().contains("blocks.0.attn.q_norm.scale"));
+}
+
+TEST_CASE("activation memory is allocated once per shape and matches the documented formula", "[model][memory]")
+{
+    auto cfg = tiny_config();
+    ballast::transformer<ballast::soft_capped, float> m(cfg);
+    m.init(1);
+    const auto data = make_batch(cfg.vocab, 1, 3, 4);
+    m.forward_backward(data.tokens, data.targets, 3, 4);
+    CHECK(m.allocated_activation_elements() == m.activation_elements(3, 4));
+    const float* before = m.logits().data();
+    m.forward_backward(data.tokens, data.targets, 3, 4);
+    CHECK(m.logits().data() == before); // same shape: no reallocation
+}
+
+TEST_CASE("bad configs and inputs are refused with clear messages", "[model][errors]")
+{
+    auto cfg = tiny_config();
+    cfg.n_heads = 3;
+    CHECK_THROWS_WITH((ballast::transformer<ballast::paper_default, float>(cfg)),
+                      Catch::Contains("d_model (8) is not divisible by n_heads (3)"));
+    cfg = tiny_config();
+    cfg.d_model = 6;
+    cfg.n_heads = 2; // head width 3: odd
+    CHECK_THROWS_WITH((ballast::transformer<ballast::paper_default, float>(cfg)), Catch::Contains("even head width"));
+    cfg = tiny_config();
+    cfg.norm_eps = 0;
+    CHECK_THROWS_WITH((ballast::transformer<ballast::paper_default, float>(cfg)), Catch::Contains("norm_eps"));
+
+    ballast::transformer<ballast::paper_default, float> m(tiny_config());
+    m.init(1);
+    auto data = make_batch(11, 1);
+    data.tokens[3] = 11;
+    CHECK_THROWS_WITH(m.evaluate(data.tokens, data.targets, data.batch, data.seq),
+                      Catch::Contains("token id 11 at position 3 is outside the vocabulary"));
+    data = make_batch(11, 1);
+    data.targets[0] = -1;
+    CHECK_THROWS_WITH(m.evaluate(data.tokens, data.targets, data.batch, data.seq), Catch::Contains("target id -1"));
+    data = make_batch(11, 1, 1, 7);
+    CHECK_THROWS_WITH(m.evaluate(data.tokens, data.targets, 1, 7), Catch::Contains("exceeds the context 6"));
+    CHECK_THROWS_WITH(m.evaluate(data.tokens, data.targets, 1, 6), Catch::Contains("expected batch*seq = 6"));
+}
+
+TEST_CASE("weights round-trip through safetensors and bad files are refused", "[model][io]")
+{
+    const auto dir = std::filesystem::temp_directory_path() / "ballast_model_io_test";
+    std::filesystem::create_directories(dir);
+    const auto cfg = tiny_config();
+    ballast::transformer<ballast::paper_default, float> a(cfg), b(cfg);
+    a.init(3);
+    a.save(dir / "w.safetensors");
+    b.load(dir / "w.safetensors");
+    CHECK(std::ranges::equal(a.parameters(), b.parameters()));
+    const auto f = ballast::io::safetensors_file::load(dir / "w.safetensors");
+    CHECK(f.metadata().at("policy_set") == "paper_default");
+
+    ballast::transformer<ballast::paper_baseline, float> no_qk(cfg); // lacks q_norm/k_norm scales
+    CHECK_THROWS_WITH(no_qk.load(dir / "w.safetensors"), Catch::Contains("unexpected tensors:") && Catch::Contains("blocks.0.attn.q_norm.scale"));
+    ballast::transformer<ballast::gpt2_like, float> g2(cfg);
+    CHECK_THROWS_WITH(g2.load(dir / "w.safetensors"), Catch::Contains("missing tensors: pos_embed"));
+    auto wide = cfg;
+    wide.d_model = 16;
+    ballast::transformer<ballast::paper_default, float> w16(wide);
+    CHECK_THROWS_WITH(w16.load(dir / "w.safetensors"), Catch::Contains("expected [11, 16]"));
+    std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Ratio table ballast / OpenBLAS for the GEMM benchmarks (python3 stdlib only).
+
+Runs the Google Benchmark binary ballast_bm_gemm with JSON output (or reads a saved JSON file), pairs
+every gemm/<layout>/<M>x<N>x<K>/ballast/threads:<t> row with its .../openblas/... twin and prints the
+median GFLOP/s of both and their ratio, per shape x layout x threads. Optionally runs
+ballast_bm_fma_peak and prints the GEMM throughput as a fraction of the FMA peak.
+
+Two throughputs are shown because the benchmark host may be shared:
+  wall  2*M*N*K / median wall time (what a user sees; includes time the threads were preempted)
+  cpu   2*M*N*K / median CPU time of the calling thread (excludes preemption of that thread; for
+        2 threads it is a proxy, since the other thread can still be preempted)
+
+Usage:
+  tools/gemm_ratio.py --bench build/benchmarks/ballast_bm_gemm [--fma build/benchmarks/ballast_bm_fma_peak]
+                      [--repetitions 3] [--min-time 0.5] [--filter REGEX] [--save out.json]
+  tools/gemm_ratio.py --json saved.json [--fma-json fma.json]
+  add --markdown for a Markdown table (docs/kernels.md).
+"""
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+
+NAME = re.compile(r"^gemm/(?P<layout>nn|nt|tn)/(?P<M>\d+)x(?P<N>\d+)x(?P<K>\d+)/(?P<impl>\w+)/threads:(?P<t>\d+)")
+UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def run(binary, repetitions, min_time, flt):
+    cmd = [binary, "--benchmark_format=json", f"--benchmark_repetitions={repetitions}",
+           "--benchmark_report_aggregates_only=true", f"--benchmark_min_time={min_time}"]
+    if flt:
+        cmd.append(f"--benchmark_filter={flt}")
+    print("running:", " ".join(cmd), file=sys.stderr)
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    # The driver prints a one-line banner before the JSON document.
+    return json.loads(out[out.index("{"):])
+
+
+def medians(doc):
+    """(layout, M, N, K, impl, threads) -> (median wall seconds, median cpu seconds)."""
+    rows = {}
+    raw = {}
+    for b in doc["benchmarks"]:
+        m = NAME.match(b["name"])
+        if not m:
+            continue
+        key = (m["layout"], int(m["M"]), int(m["N"]), int(m["K"]), m["impl"], int(m["t"]))
+        scale = UNIT[b.get("time_unit", "ns")]
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                rows[key] = (b["real_time"] * scale, b["cpu_time"] * scale)
+        else:  # no aggregates in the file: take the median of the repetitions ourselves
+            raw.setdefault(key, []).append((b["real_time"] * scale, b["cpu_time"] * scale))
+    for key, v in raw.items():
+        rows.setdefault(key, (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)))
+    return rows
+
+
+def fma_peak(doc):
+    """threads -> median GFLOP/s of the float FMA peak benchmark."""
+    peak = {}
+    for b in doc["benchmarks"]:
+        m = re.match(r"^bm_fma_peak<float>/threads:(\d+)", b["name"])
+        if m and (b.get("run_type") != "aggregate" or b.get("aggregate_name") == "median"):
+            peak.setdefault(int(m[1]), []).append(b["GFLOPS"] / 1e9 if b["GFLOPS"] > 1e6 else b["GFLOPS"])
+    return {t: statistics.median(v) for t, v in peak.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", help="path of ballast_bm_gemm")
+    ap.add_argument("--json", help="read a saved --benchmark_format=json output instead of running")
+    ap.add_argument("--fma", help="path of ballast_bm_fma_peak (optional)")
+    ap.add_argument("--fma-json", help="saved JSON of ballast_bm_fma_peak (optional)")
+    ap.add_argument("--repetitions", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=0.5)
+    ap.add_argument("--filter", default="gemm/.*/(ballast|openblas)/")
+    ap.add_argument("--save", help="write the benchmark JSON here")
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    if not (args.bench or args.json):
+        ap.error("give --bench or --json")
+
+    doc = json.load(open(args.json)) if args.json else run(args.bench, args.repetitions, args.min_time, args.filter)
+    if args.save:
+        json.dump(doc, open(args.save, "w"), indent=1)
+    peak = {}
+    if args.fma_json:
+        peak = fma_peak(json.load(open(args.fma_json)))
+    elif args.fma:
+        peak = fma_peak(run(args.fma, args.repetitions, args.min_time, "float"))
+
+    rows = medians(doc)
+    keys = sorted({k[:4] + (k[5],) for k in rows if k[4] == "ballast"},
+                  key=lambda k: (k[4], "nn nt tn".index(k[0]), k[1] * 10**12 + k[2] * 10**6 + k[3]))
+    hdr = ["layout", "M x N x K", "thr", "ballast wall", "openblas wall", "ratio wall", "ballast cpu",
+           "openblas cpu", "ratio cpu"]
+    if peak:
+        hdr.append("ballast % peak")
+    table = []
+    ratios = {"wall": {}, "cpu": {}}
+    for layout, M, N, K, t in keys:
+        b = rows.get((layout, M, N, K, "ballast", t))
+        o = rows.get((layout, M, N, K, "openblas", t))
+        flop = 2.0 * M * N * K
+        bw, bc = flop / b[0] / 1e9, flop / b[1] / 1e9
+        line = [layout, f"{M}x{N}x{K}", str(t), f"{bw:.1f}"]
+        if o:
+            ow, oc = flop / o[0] / 1e9, flop / o[1] / 1e9
+            ratios["wall"].setdefault(t, []).append(bw / ow)
+            ratios["cpu"].setdefault(t, []).append(bc / oc)
+            line += [f"{ow:.1f}", f"{bw / ow:.2f}", f"{bc:.1f}", f"{oc:.1f}", f"{bc / oc:.2f}"]
+        else:
+            line += ["-", "-", f"{bc:.1f}", "-", "-"]
+        if peak:
+            line.append(f"{100 * bw / peak[t]:.0f}%" if t in peak else "-")
+        table.append(line)
+
+    if args.markdown:
+        print("| " + " | ".join(hdr) + " |")
+        print("|" + "|".join("---" for _ in hdr) + "|")
+        for line in table:
+            print("| " + " | ".join(line) + " |")
+    else:
+        widths = [max(len(r[i]) for r in table + [hdr]) for i in range(len(hdr))]
+        for line in [hdr] + table:
+            print("  ".join(c.rjust(w) for c, w in zip(line, widths)))
+    print()
+    for kind in ("wall", "cpu"):
+        for t, v in sorted(ratios[kind].items()):
+            print(f"{kind:4s} ratio, {t} thread(s): geomean {statistics.geometric_mean(v):.3f}  "
+                  f"min {min(v):.3f}  max {max(v):.3f}  below 0.9: {sum(x < 0.9 for x in v)}/{len(v)}")
+    for t, g in sorted(peak.items()):
+        print(f"FMA peak (float, {t} thread(s)): {g:.1f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()
