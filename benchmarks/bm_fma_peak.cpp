@@ -59,7 +59,8 @@ namespace
             }
         }
         const double flops = 2.0 * static_cast<double>(ballast::simd::lanes<T> * chains * steps) * threads;
-        state.counters["GFLOPS"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+        state.counters["GFLOPS"] =
+          benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
     }
 
     BENCHMARK_TEMPLATE(bm_fma_peak, float)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();

@@ -51,8 +51,12 @@ namespace
         ballast::aligned_vector<float> A, B, C;
 
         explicit operands(const shape& s)
-            : lda(s.layout == gemm_layout::tn ? s.M : s.K), ldb(s.layout == gemm_layout::nt ? s.K : s.N),
-              ldc(s.N), A(s.M * s.K), B(s.K * s.N), C(s.M * s.N)
+          : lda(s.layout == gemm_layout::tn ? s.M : s.K)
+          , ldb(s.layout == gemm_layout::nt ? s.K : s.N)
+          , ldc(s.N)
+          , A(s.M * s.K)
+          , B(s.K * s.N)
+          , C(s.M * s.N)
         {
             // Deterministic, O(1), sign-mixed values (no denormals, no cancellation to zero).
             for (std::size_t i = 0; i < A.size(); ++i)
@@ -106,11 +110,13 @@ namespace
         operands o(s);
         const CBLAS_TRANSPOSE ta = s.layout == gemm_layout::tn ? CblasTrans : CblasNoTrans;
         const CBLAS_TRANSPOSE tb = s.layout == gemm_layout::nt ? CblasTrans : CblasNoTrans;
-        const auto M = static_cast<blasint>(s.M), N = static_cast<blasint>(s.N), K = static_cast<blasint>(s.K);
+        const auto M = static_cast<blasint>(s.M), N = static_cast<blasint>(s.N),
+                   K = static_cast<blasint>(s.K);
         for (auto _ : state)
         {
             cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, o.A.data(), static_cast<blasint>(o.lda),
-                        o.B.data(), static_cast<blasint>(o.ldb), 0.0f, o.C.data(), static_cast<blasint>(o.ldc));
+                        o.B.data(), static_cast<blasint>(o.ldb), 0.0f, o.C.data(),
+                        static_cast<blasint>(o.ldc));
             benchmark::DoNotOptimize(o.C.data());
             benchmark::ClobberMemory();
         }
@@ -128,15 +134,15 @@ namespace
     std::vector<shape> model_shapes()
     {
         std::vector<shape> out;
-        for (const std::size_t d : {256, 512, 768})
+        for (const std::size_t d : { 256, 512, 768 })
         {
-            const std::size_t nk[4][2] = {{d, d}, {3 * d, d}, {4 * d, d}, {d, 4 * d}}; // (Nf, Kf)
+            const std::size_t nk[4][2] = { { d, d }, { 3 * d, d }, { 4 * d, d }, { d, 4 * d } }; // (Nf, Kf)
             for (const auto& p : nk)
             {
                 const std::size_t nf = p[0], kf = p[1];
-                out.push_back({gemm_layout::nn, model_rows, nf, kf});
-                out.push_back({gemm_layout::nt, model_rows, kf, nf});
-                out.push_back({gemm_layout::tn, kf, nf, model_rows});
+                out.push_back({ gemm_layout::nn, model_rows, nf, kf });
+                out.push_back({ gemm_layout::nt, model_rows, kf, nf });
+                out.push_back({ gemm_layout::tn, kf, nf, model_rows });
             }
         }
         return out;
@@ -149,32 +155,32 @@ namespace
         for (const shape& s : model_shapes())
         {
             benchmark::RegisterBenchmark(name(s, "ballast").c_str(), bm_ballast, s)
-                ->ArgName("threads")
-                ->Arg(1)
-                ->Arg(2)
-                ->UseRealTime()
-                ->Unit(benchmark::kMillisecond);
+              ->ArgName("threads")
+              ->Arg(1)
+              ->Arg(2)
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
 #ifdef BALLAST_HAVE_OPENBLAS
             benchmark::RegisterBenchmark(name(s, "openblas").c_str(), bm_openblas, s)
-                ->ArgName("threads")
-                ->Arg(1)
-                ->Arg(2)
-                ->UseRealTime()
-                ->Unit(benchmark::kMillisecond);
+              ->ArgName("threads")
+              ->Arg(1)
+              ->Arg(2)
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
 #endif
         }
         // The scalar twin is ~100x slower: one small shape, one thread, for the record.
-        for (const gemm_layout l : {gemm_layout::nn, gemm_layout::nt, gemm_layout::tn})
+        for (const gemm_layout l : { gemm_layout::nn, gemm_layout::nt, gemm_layout::tn })
         {
-            const shape s{l, 128, 128, 128};
+            const shape s{ l, 128, 128, 128 };
             benchmark::RegisterBenchmark(name(s, "scalar").c_str(), bm_scalar, s)
-                ->ArgName("threads")
-                ->Arg(1)
-                ->Unit(benchmark::kMillisecond);
+              ->ArgName("threads")
+              ->Arg(1)
+              ->Unit(benchmark::kMillisecond);
             benchmark::RegisterBenchmark(name(s, "ballast").c_str(), bm_ballast, s)
-                ->ArgName("threads")
-                ->Arg(1)
-                ->Unit(benchmark::kMillisecond);
+              ->ArgName("threads")
+              ->Arg(1)
+              ->Unit(benchmark::kMillisecond);
         }
         return 0;
     }();

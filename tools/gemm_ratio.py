@@ -6,10 +6,11 @@ every gemm/<layout>/<M>x<N>x<K>/ballast/threads:<t> row with its .../openblas/..
 median GFLOP/s of both and their ratio, per shape x layout x threads. Optionally runs
 ballast_bm_fma_peak and prints the GEMM throughput as a fraction of the FMA peak.
 
-Two throughputs are shown because the benchmark host may be shared:
-  wall  2*M*N*K / median wall time (what a user sees; includes time the threads were preempted)
-  cpu   2*M*N*K / median CPU time of the calling thread (excludes preemption of that thread; for
-        2 threads it is a proxy, since the other thread can still be preempted)
+Three ratios are shown because the benchmark host may be shared (other jobs steal cores):
+  median  from the median wall time over the repetitions (the headline number)
+  best    from the fastest repetition (least disturbed by other processes)
+  cpu     from the median CPU time of the calling thread (excludes time that thread was preempted;
+          for 2 threads only a proxy, the other thread can still be preempted)
 
 Usage:
   tools/gemm_ratio.py --bench build/benchmarks/ballast_bm_gemm [--fma build/benchmarks/ballast_bm_fma_peak]
@@ -29,8 +30,9 @@ UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
 def run(binary, repetitions, min_time, flt):
+    # Every repetition is kept (no aggregates-only) so the best one can be reported too.
     cmd = [binary, "--benchmark_format=json", f"--benchmark_repetitions={repetitions}",
-           "--benchmark_report_aggregates_only=true", f"--benchmark_min_time={min_time}"]
+           f"--benchmark_min_time={min_time}", "--benchmark_enable_random_interleaving=true"]
     if flt:
         cmd.append(f"--benchmark_filter={flt}")
     print("running:", " ".join(cmd), file=sys.stderr)
@@ -40,8 +42,8 @@ def run(binary, repetitions, min_time, flt):
 
 
 def medians(doc):
-    """(layout, M, N, K, impl, threads) -> (median wall seconds, median cpu seconds)."""
-    rows = {}
+    """(layout, M, N, K, impl, threads) -> (median wall s, best wall s, median cpu s)."""
+    agg = {}
     raw = {}
     for b in doc["benchmarks"]:
         m = NAME.match(b["name"])
@@ -51,22 +53,30 @@ def medians(doc):
         scale = UNIT[b.get("time_unit", "ns")]
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
-                rows[key] = (b["real_time"] * scale, b["cpu_time"] * scale)
-        else:  # no aggregates in the file: take the median of the repetitions ourselves
+                agg[key] = (b["real_time"] * scale, b["cpu_time"] * scale)
+        else:
             raw.setdefault(key, []).append((b["real_time"] * scale, b["cpu_time"] * scale))
-    for key, v in raw.items():
-        rows.setdefault(key, (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)))
+    rows = {}
+    for key in set(agg) | set(raw):
+        reps = raw.get(key, [])
+        med = agg.get(key) or (statistics.median(x[0] for x in reps), statistics.median(x[1] for x in reps))
+        best = min(x[0] for x in reps) if reps else med[0]
+        rows[key] = (med[0], best, med[1])
     return rows
 
 
 def fma_peak(doc):
-    """threads -> median GFLOP/s of the float FMA peak benchmark."""
-    peak = {}
+    """threads -> median GFLOP/s of the float FMA peak benchmark (over the repetitions)."""
+    reps, agg = {}, {}
     for b in doc["benchmarks"]:
         m = re.match(r"^bm_fma_peak<float>/threads:(\d+)", b["name"])
-        if m and (b.get("run_type") != "aggregate" or b.get("aggregate_name") == "median"):
-            peak.setdefault(int(m[1]), []).append(b["GFLOPS"] / 1e9 if b["GFLOPS"] > 1e6 else b["GFLOPS"])
-    return {t: statistics.median(v) for t, v in peak.items()}
+        if not m:
+            continue
+        if b.get("run_type") != "aggregate":
+            reps.setdefault(int(m[1]), []).append(b["GFLOPS"])
+        elif b.get("aggregate_name") == "median":
+            agg[int(m[1])] = b["GFLOPS"]
+    return {t: statistics.median(v) for t, v in reps.items()} or agg
 
 
 def main():
@@ -96,27 +106,27 @@ def main():
     rows = medians(doc)
     keys = sorted({k[:4] + (k[5],) for k in rows if k[4] == "ballast"},
                   key=lambda k: (k[4], "nn nt tn".index(k[0]), k[1] * 10**12 + k[2] * 10**6 + k[3]))
-    hdr = ["layout", "M x N x K", "thr", "ballast wall", "openblas wall", "ratio wall", "ballast cpu",
-           "openblas cpu", "ratio cpu"]
+    hdr = ["layout", "M x N x K", "thr", "ballast GF/s", "OpenBLAS GF/s", "ratio median", "ratio best",
+           "ratio cpu"]
     if peak:
-        hdr.append("ballast % peak")
+        hdr.append("ballast % FMA peak")
     table = []
-    ratios = {"wall": {}, "cpu": {}}
+    ratios = {"median": {}, "best": {}, "cpu": {}}
     for layout, M, N, K, t in keys:
-        b = rows.get((layout, M, N, K, "ballast", t))
+        b = rows[(layout, M, N, K, "ballast", t)]
         o = rows.get((layout, M, N, K, "openblas", t))
-        flop = 2.0 * M * N * K
-        bw, bc = flop / b[0] / 1e9, flop / b[1] / 1e9
-        line = [layout, f"{M}x{N}x{K}", str(t), f"{bw:.1f}"]
+        gf = [2.0 * M * N * K / x / 1e9 for x in b]
+        line = [layout, f"{M}x{N}x{K}", str(t), f"{gf[0]:.1f}"]
         if o:
-            ow, oc = flop / o[0] / 1e9, flop / o[1] / 1e9
-            ratios["wall"].setdefault(t, []).append(bw / ow)
-            ratios["cpu"].setdefault(t, []).append(bc / oc)
-            line += [f"{ow:.1f}", f"{bw / ow:.2f}", f"{bc:.1f}", f"{oc:.1f}", f"{bc / oc:.2f}"]
+            go = [2.0 * M * N * K / x / 1e9 for x in o]
+            r = [gf[i] / go[i] for i in range(3)]
+            for name, v in zip(("median", "best", "cpu"), r):
+                ratios[name].setdefault(t, []).append(v)
+            line += [f"{go[0]:.1f}", f"{r[0]:.2f}", f"{r[1]:.2f}", f"{r[2]:.2f}"]
         else:
-            line += ["-", "-", f"{bc:.1f}", "-", "-"]
+            line += ["-", "-", "-", "-"]
         if peak:
-            line.append(f"{100 * bw / peak[t]:.0f}%" if t in peak else "-")
+            line.append(f"{100 * gf[0] / peak[t]:.0f}%" if t in peak else "-")
         table.append(line)
 
     if args.markdown:
@@ -129,10 +139,10 @@ def main():
         for line in [hdr] + table:
             print("  ".join(c.rjust(w) for c, w in zip(line, widths)))
     print()
-    for kind in ("wall", "cpu"):
+    for kind in ("median", "best", "cpu"):
         for t, v in sorted(ratios[kind].items()):
-            print(f"{kind:4s} ratio, {t} thread(s): geomean {statistics.geometric_mean(v):.3f}  "
-                  f"min {min(v):.3f}  max {max(v):.3f}  below 0.9: {sum(x < 0.9 for x in v)}/{len(v)}")
+            print(f"ratio {kind:6s} {t} thread(s): geomean {statistics.geometric_mean(v):.3f}  min {min(v):.3f}  "
+                  f"max {max(v):.3f}  below 0.9: {sum(x < 0.9 for x in v)}/{len(v)}")
     for t, g in sorted(peak.items()):
         print(f"FMA peak (float, {t} thread(s)): {g:.1f} GFLOP/s")
 

@@ -2,12 +2,44 @@
 #define BALLAST_BALLAST_HPP
 
 /// @file
-/// Umbrella header: everything public in ballast. Include order does not matter.
+/// Umbrella header: everything public in ballast. Include order does not matter (every header is
+/// compiled on its own by the header test).
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
+#include <ballast/core/file.hpp>
 #include <ballast/core/parallel.hpp>
+#include <ballast/core/rng.hpp>
 #include <ballast/core/simd.hpp>
+#include <ballast/io/safetensors.hpp>
+#include <ballast/kernels/cross_entropy.hpp>
+#include <ballast/kernels/elementwise.hpp>
+#include <ballast/kernels/gelu.hpp>
+#include <ballast/kernels/gemm.hpp>
+#include <ballast/kernels/norm.hpp>
+#include <ballast/kernels/reduce.hpp>
+#include <ballast/kernels/ref/cross_entropy.hpp>
+#include <ballast/kernels/ref/elementwise.hpp>
+#include <ballast/kernels/ref/gelu.hpp>
+#include <ballast/kernels/ref/gemm.hpp>
+#include <ballast/kernels/ref/norm.hpp>
+#include <ballast/kernels/ref/reduce.hpp>
+#include <ballast/kernels/ref/soft_cap.hpp>
+#include <ballast/kernels/ref/softmax.hpp>
+#include <ballast/kernels/soft_cap.hpp>
+#include <ballast/kernels/softmax.hpp>
+#include <ballast/model/config.hpp>
+#include <ballast/model/parameters.hpp>
+#include <ballast/model/transformer.hpp>
+#include <ballast/policies/attention.hpp>
+#include <ballast/policies/norm.hpp>
+#include <ballast/policies/output.hpp>
+#include <ballast/policies/parameterisation.hpp>
+#include <ballast/policies/policy_set.hpp>
+#include <ballast/policies/position.hpp>
+#include <ballast/policies/registry.hpp>
+#include <ballast/policies/structure.hpp>
+#include <ballast/train/tokens.hpp>
 #include <ballast/version.hpp>
 
 #endif

@@ -12,6 +12,6 @@ namespace ballast
     inline constexpr int version_minor = BALLAST_VERSION_MINOR;
     inline constexpr int version_patch = BALLAST_VERSION_PATCH;
     inline constexpr const char* version_string = "0.1.0";
-}
+} // namespace ballast
 
 #endif

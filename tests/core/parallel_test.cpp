@@ -13,19 +13,21 @@ TEST_CASE("parallel_for visits every index exactly once in fixed chunks", "[core
     CAPTURE(n, grain);
     // Catch2 assertions are not thread-safe: record inside the loop, check afterwards.
     std::vector<int> hits(n, 0);
-    std::atomic<std::size_t> chunks{0};
-    std::atomic<bool> bad_chunk{false};
-    ballast::parallel_for(n, grain, [&](std::size_t b, std::size_t e) {
-        if (e <= b || b % grain != 0 || e - b > grain)
-        {
-            bad_chunk = true;
-        }
-        for (std::size_t i = b; i < e; ++i)
-        {
-            ++hits[i];
-        }
-        ++chunks;
-    });
+    std::atomic<std::size_t> chunks{ 0 };
+    std::atomic<bool> bad_chunk{ false };
+    ballast::parallel_for(n, grain,
+                          [&](std::size_t b, std::size_t e)
+                          {
+                              if (e <= b || b % grain != 0 || e - b > grain)
+                              {
+                                  bad_chunk = true;
+                              }
+                              for (std::size_t i = b; i < e; ++i)
+                              {
+                                  ++hits[i];
+                              }
+                              ++chunks;
+                          });
     CHECK_FALSE(bad_chunk);
     for (std::size_t i = 0; i < n; ++i)
     {

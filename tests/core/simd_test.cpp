@@ -9,7 +9,8 @@
 using ballast::simd::batch;
 using ballast::simd::lanes;
 
-TEMPLATE_TEST_CASE("reduce_add and reduce_max match a scalar loop over the lanes", "[core][simd]", float, double)
+TEMPLATE_TEST_CASE("reduce_add and reduce_max match a scalar loop over the lanes", "[core][simd]", float,
+                   double)
 {
     alignas(64) TestType v[lanes<TestType>];
     double sum = 0;

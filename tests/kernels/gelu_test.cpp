@@ -327,7 +327,8 @@ TEMPLATE_TEST_CASE("the tanh and erf forms of gelu differ by less than 1e-3 ever
     }
     INFO("max |GELU_tanh - GELU_erf| = " << worst << ", max |derivative difference| = " << worst_d);
     CHECK(worst < 1e-3);
-    CHECK(worst_d < 1e-2); // the derivatives differ more (~4e-3 near |x| ~ 2); documented, not a defect
+    // Measured (double): 4.7e-4 for the values (at x ~ 2.7) and 8.7e-4 for the derivatives (x ~ 2.0).
+    CHECK(worst_d < 1e-3);
     CHECK(worst > 0);
 }
 

@@ -248,6 +248,12 @@ TEMPLATE_TEST_CASE("gemm matches ref::gemm across cache-block boundaries", "[ker
                 check_problem(p);
             }
         }
+        // Packed B larger than gemm_pack_b_budget: K blocks are packed in several rounds, with a barrier
+        // between rounds (2 threads; M = 2 keeps the oracle, strided over a 4101-wide B, affordable).
+        ballast::thread_scope scope(2);
+        problem<T> p(layout, 2, NC + 5, bk::gemm_pack_b_budget / (KC * NC * sizeof(T)) * KC + 3, 2, 1,
+                     salt++);
+        check_problem(p);
     }
 }
 

@@ -38,9 +38,9 @@ namespace
     {
         expected_structure e;
         e.norm = std::string(S::norm::name);
-        e.position = std::is_same_v<typename S::position, pol::rope> ? "rope"
+        e.position = std::is_same_v<typename S::position, pol::rope>               ? "rope"
                      : std::is_same_v<typename S::position, pol::learned_position> ? "learned"
-                                                                                     : "none";
+                                                                                   : "none";
         using Q = typename S::qk;
         if constexpr (std::is_same_v<Q, pol::no_qk_control>)
             e.qk = "none";
@@ -101,7 +101,8 @@ namespace
     template <class S, class T>
     void check_fixture(const std::string& case_name)
     {
-        const auto path = std::filesystem::path(BALLAST_SOURCE_DIR) / "tests/fixtures/model" / (case_name + ".safetensors");
+        const auto path =
+          std::filesystem::path(BALLAST_SOURCE_DIR) / "tests/fixtures/model" / (case_name + ".safetensors");
         const auto f = ballast::io::safetensors_file::load(path);
         const auto meta = nlohmann::json::parse(f.metadata().at("config"));
 
@@ -114,7 +115,8 @@ namespace
         REQUIRE(meta.at("tied") == want.tied);
         REQUIRE((meta.at("attn_soft_cap").get<double>() > 0) == want.attn_cap);
         REQUIRE((meta.at("output_soft_cap").get<double>() > 0) == want.out_cap);
-        REQUIRE((meta.at("zloss_coef").get<double>() > 0) == std::is_same_v<typename S::output_loss, pol::z_loss>);
+        REQUIRE((meta.at("zloss_coef").get<double>() > 0) ==
+                std::is_same_v<typename S::output_loss, pol::z_loss>);
 
         ballast::model_config cfg;
         cfg.vocab = meta.at("vocab");
@@ -136,7 +138,8 @@ namespace
         std::size_t fixture_params = 0;
         for (const auto& t : f.tensors())
         {
-            const bool io = t.name.starts_with("input.") || t.name.starts_with("expected.") || t.name.starts_with("grad.");
+            const bool io =
+              t.name.starts_with("input.") || t.name.starts_with("expected.") || t.name.starts_with("grad.");
             if (!io)
             {
                 ++fixture_params;
@@ -153,7 +156,8 @@ namespace
         std::vector<std::int64_t> tokens64(shape[0] * shape[1]), targets64(tokens64.size());
         f.read<std::int64_t>("input.tokens", std::span<const std::size_t>(shape), tokens64.data());
         f.read<std::int64_t>("input.targets", std::span<const std::size_t>(shape), targets64.data());
-        const std::vector<std::int32_t> tokens(tokens64.begin(), tokens64.end()), targets(targets64.begin(), targets64.end());
+        const std::vector<std::int32_t> tokens(tokens64.begin(), tokens64.end()),
+          targets(targets64.begin(), targets64.end());
         const auto loss = model.forward_backward(tokens, targets, shape[0], shape[1]);
 
         using tol = fixture_tolerance<T>;
@@ -179,19 +183,40 @@ namespace
         CHECK(worst <= tol::grad);
         // Printed so the closing note can quote it.
         WARN(case_name << " (" << (sizeof(T) == 8 ? "double" : "float") << "): loss rel err "
-                                << std::fabs(loss.loss - ref_loss) / ref_loss << ", worst grad " << worst << " ("
-                                << worst_name << ")");
+                       << std::fabs(loss.loss - ref_loss) / ref_loss << ", worst grad " << worst << " ("
+                       << worst_name << ")");
     }
 } // namespace
 
-TEMPLATE_TEST_CASE("the model matches the PyTorch reference on every fixture", "[model][pytorch][golden]", double,
-                   float)
+TEMPLATE_TEST_CASE("the model matches the PyTorch reference on every fixture", "[model][pytorch][golden]",
+                   double, float)
 {
-    SECTION("paper_default") { check_fixture<ballast::paper_default, TestType>("paper_default"); }
-    SECTION("paper_baseline") { check_fixture<ballast::paper_baseline, TestType>("paper_baseline"); }
-    SECTION("gpt2_like") { check_fixture<ballast::gpt2_like, TestType>("gpt2_like"); }
-    SECTION("mup_full") { check_fixture<ballast::mup_full_recipe, TestType>("mup_full"); }
-    SECTION("soft_capped") { check_fixture<ballast::soft_capped, TestType>("soft_capped"); }
-    SECTION("forced_scale") { check_fixture<ballast::forced_scale, TestType>("forced_scale"); }
-    SECTION("qk_rms_full") { check_fixture<qk_rms_full_set, TestType>("qk_rms_full"); }
+    SECTION("paper_default")
+    {
+        check_fixture<ballast::paper_default, TestType>("paper_default");
+    }
+    SECTION("paper_baseline")
+    {
+        check_fixture<ballast::paper_baseline, TestType>("paper_baseline");
+    }
+    SECTION("gpt2_like")
+    {
+        check_fixture<ballast::gpt2_like, TestType>("gpt2_like");
+    }
+    SECTION("mup_full")
+    {
+        check_fixture<ballast::mup_full_recipe, TestType>("mup_full");
+    }
+    SECTION("soft_capped")
+    {
+        check_fixture<ballast::soft_capped, TestType>("soft_capped");
+    }
+    SECTION("forced_scale")
+    {
+        check_fixture<ballast::forced_scale, TestType>("forced_scale");
+    }
+    SECTION("qk_rms_full")
+    {
+        check_fixture<qk_rms_full_set, TestType>("qk_rms_full");
+    }
 }

@@ -22,8 +22,8 @@ namespace
         c.n_layers = 2;
         c.n_heads = 2;
         c.context = 6;
-        c.zloss_coef = 1e-2;     // larger than the paper's 1e-4 so the z-loss gradient path is visible to FD
-        c.attn_soft_cap = 0.7;   // small caps: tanh far from the identity, so the cap backward is exercised
+        c.zloss_coef = 1e-2;   // larger than the paper's 1e-4 so the z-loss gradient path is visible to FD
+        c.attn_soft_cap = 0.7; // small caps: tanh far from the identity, so the cap backward is exercised
         c.output_soft_cap = 1.5;
         c.kappa = 2.0;
         return c;
@@ -67,12 +67,12 @@ namespace
     }
 } // namespace
 
-using all_policy_sets = std::tuple<ballast::paper_default, ballast::paper_baseline, ballast::no_zloss,
-                                   ballast::gpt2_like, ballast::mup_recipe, ballast::mup_full_recipe,
-                                   ballast::soft_capped, ballast::forced_scale>;
+using all_policy_sets =
+  std::tuple<ballast::paper_default, ballast::paper_baseline, ballast::no_zloss, ballast::gpt2_like,
+             ballast::mup_recipe, ballast::mup_full_recipe, ballast::soft_capped, ballast::forced_scale>;
 
-TEMPLATE_LIST_TEST_CASE("full-model gradient matches central finite differences in double", "[model][gradcheck]",
-                        all_policy_sets)
+TEMPLATE_LIST_TEST_CASE("full-model gradient matches central finite differences in double",
+                        "[model][gradcheck]", all_policy_sets)
 {
     INFO("policy set " << TestType::name);
     ballast::transformer<TestType, double> model(tiny_config());
@@ -91,8 +91,8 @@ TEMPLATE_LIST_TEST_CASE("full-model gradient matches central finite differences 
     }
 }
 
-TEMPLATE_LIST_TEST_CASE("float and double models agree and threads do not change a bit", "[model][determinism]",
-                        all_policy_sets)
+TEMPLATE_LIST_TEST_CASE("float and double models agree and threads do not change a bit",
+                        "[model][determinism]", all_policy_sets)
 {
     INFO("policy set " << TestType::name);
     auto cfg = tiny_config();
@@ -115,7 +115,8 @@ TEMPLATE_LIST_TEST_CASE("float and double models agree and threads do not change
         l2 = f2.forward_backward(data.tokens, data.targets, data.batch, data.seq);
     }
     CHECK(l1.loss == l2.loss);
-    CHECK(std::memcmp(f1.gradients().data(), f2.gradients().data(), f1.gradients().size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(f1.gradients().data(), f2.gradients().data(), f1.gradients().size() * sizeof(float)) ==
+          0);
 
     // float vs double on the same initialisation: the float run rounds every activation; relative error of
     // the loss is bounded by a few hundred ulps of float over this depth (measured ~1e-6).
@@ -136,7 +137,8 @@ TEST_CASE("z-loss with coefficient 0 equals plain cross-entropy", "[model][laws]
     const auto b = plain.forward_backward(data.tokens, data.targets, data.batch, data.seq);
     CHECK(a.loss == b.loss);
     CHECK(a.aux == 0);
-    CHECK(std::memcmp(with_z.gradients().data(), plain.gradients().data(), plain.gradients().size() * 8) == 0);
+    CHECK(std::memcmp(with_z.gradients().data(), plain.gradients().data(), plain.gradients().size() * 8) ==
+          0);
 }
 
 TEST_CASE("the z-loss part is coef times the mean squared log Z", "[model][laws]")
@@ -179,8 +181,8 @@ TEST_CASE("a huge soft cap is the identity to first order", "[model][laws]")
     const auto b = plain.forward_backward(data.tokens, data.targets, data.batch, data.seq);
     // c·tanh(z/c) = z − z³/(3c²) + …: with |z| < 10 and c = 1e6 the change is < 1e-10 relative.
     CHECK(std::fabs(a.loss - b.loss) <= 1e-10 * b.loss);
-    ballast::test::check_all_close(capped.gradients().data(), plain.gradients().data(), plain.gradients().size(), 1e-9,
-                                   1e-12);
+    ballast::test::check_all_close(capped.gradients().data(), plain.gradients().data(),
+                                   plain.gradients().size(), 1e-9, 1e-12);
 }
 
 TEST_CASE("µParam multipliers are 1 at base width and base/d elsewhere", "[model][laws][mup]")
@@ -197,7 +199,8 @@ TEST_CASE("µParam multipliers are 1 at base width and base/d elsewhere", "[mode
     for (const auto& e : wide.layout().entries())
     {
         INFO(e.name);
-        const bool linear = e.role == ballast::policies::param_role::matrix || e.role == ballast::policies::param_role::head;
+        const bool linear =
+          e.role == ballast::policies::param_role::matrix || e.role == ballast::policies::param_role::head;
         CHECK(e.lr_multiplier == (linear ? 256.0 / 8.0 : 1.0));
     }
 }
@@ -213,7 +216,8 @@ TEST_CASE("initialisation follows the parameterisation", "[model][init]")
     ballast::transformer<ballast::mup_full_recipe, double> mup(cfg);
     sp.init(1);
     mup.init(1);
-    const auto stats = [](std::span<const double> x) {
+    const auto stats = [](std::span<const double> x)
+    {
         double s = 0, s2 = 0, mx = 0;
         for (const double v : x)
         {
@@ -222,7 +226,7 @@ TEST_CASE("initialisation follows the parameterisation", "[model][init]")
             mx = std::max(mx, std::fabs(v));
         }
         const double n = static_cast<double>(x.size());
-        return std::array<double, 3>{s / n, std::sqrt(s2 / n - (s / n) * (s / n)), mx};
+        return std::array<double, 3>{ s / n, std::sqrt(s2 / n - (s / n) * (s / n)), mx };
     };
     // Std estimates over n samples have relative standard error ~1/sqrt(2n): 4096 samples → 1.1%; allow 5%.
     const auto e = stats(sp.parameter("embed"));
@@ -259,22 +263,23 @@ TEST_CASE("the parameter layout has the documented names, shapes and count", "[m
     ballast::transformer<ballast::paper_default, float> pd(cfg);
     // 12·L·d² block matrices + 2·L·d norm scales + 2·L·dh qk scales + d final scale + 2·V·d embed and head.
     CHECK(pd.layout().count() == 12 * L * d * d + 2 * L * d + 2 * L * dh + d + 2 * V * d);
-    CHECK(pd.layout().at("blocks.2.attn.qkv.weight").shape == std::vector<std::size_t>{3 * d, d});
-    CHECK(pd.layout().at("blocks.0.attn.q_norm.scale").shape == std::vector<std::size_t>{dh});
-    CHECK(pd.layout().at("head.weight").shape == std::vector<std::size_t>{V, d});
+    CHECK(pd.layout().at("blocks.2.attn.qkv.weight").shape == std::vector<std::size_t>{ 3 * d, d });
+    CHECK(pd.layout().at("blocks.0.attn.q_norm.scale").shape == std::vector<std::size_t>{ dh });
+    CHECK(pd.layout().at("head.weight").shape == std::vector<std::size_t>{ V, d });
     for (const auto& e : pd.layout().entries())
     {
         CHECK(e.offset % 16 == 0); // 64-byte aligned float tensors
     }
     ballast::transformer<ballast::gpt2_like, float> g2(cfg);
     CHECK_FALSE(g2.layout().contains("head.weight")); // tied
-    CHECK(g2.layout().at("pos_embed").shape == std::vector<std::size_t>{16, d});
+    CHECK(g2.layout().at("pos_embed").shape == std::vector<std::size_t>{ 16, d });
     CHECK(g2.layout().contains("blocks.1.mlp.up.bias"));
     CHECK(g2.layout().contains("final_norm.bias"));
     CHECK_FALSE(g2.layout().contains("blocks.0.attn.q_norm.scale"));
 }
 
-TEST_CASE("activation memory is allocated once per shape and matches the documented formula", "[model][memory]")
+TEST_CASE("activation memory is allocated once per shape and matches the documented formula",
+          "[model][memory]")
 {
     auto cfg = tiny_config();
     ballast::transformer<ballast::soft_capped, float> m(cfg);
@@ -296,10 +301,12 @@ TEST_CASE("bad configs and inputs are refused with clear messages", "[model][err
     cfg = tiny_config();
     cfg.d_model = 6;
     cfg.n_heads = 2; // head width 3: odd
-    CHECK_THROWS_WITH((ballast::transformer<ballast::paper_default, float>(cfg)), Catch::Contains("even head width"));
+    CHECK_THROWS_WITH((ballast::transformer<ballast::paper_default, float>(cfg)),
+                      Catch::Contains("even head width"));
     cfg = tiny_config();
     cfg.norm_eps = 0;
-    CHECK_THROWS_WITH((ballast::transformer<ballast::paper_default, float>(cfg)), Catch::Contains("norm_eps"));
+    CHECK_THROWS_WITH((ballast::transformer<ballast::paper_default, float>(cfg)),
+                      Catch::Contains("norm_eps"));
 
     ballast::transformer<ballast::paper_default, float> m(tiny_config());
     m.init(1);
@@ -309,7 +316,8 @@ TEST_CASE("bad configs and inputs are refused with clear messages", "[model][err
                       Catch::Contains("token id 11 at position 3 is outside the vocabulary"));
     data = make_batch(11, 1);
     data.targets[0] = -1;
-    CHECK_THROWS_WITH(m.evaluate(data.tokens, data.targets, data.batch, data.seq), Catch::Contains("target id -1"));
+    CHECK_THROWS_WITH(m.evaluate(data.tokens, data.targets, data.batch, data.seq),
+                      Catch::Contains("target id -1"));
     data = make_batch(11, 1, 1, 7);
     CHECK_THROWS_WITH(m.evaluate(data.tokens, data.targets, 1, 7), Catch::Contains("exceeds the context 6"));
     CHECK_THROWS_WITH(m.evaluate(data.tokens, data.targets, 1, 6), Catch::Contains("expected batch*seq = 6"));
@@ -329,7 +337,8 @@ TEST_CASE("weights round-trip through safetensors and bad files are refused", "[
     CHECK(f.metadata().at("policy_set") == "paper_default");
 
     ballast::transformer<ballast::paper_baseline, float> no_qk(cfg); // lacks q_norm/k_norm scales
-    CHECK_THROWS_WITH(no_qk.load(dir / "w.safetensors"), Catch::Contains("unexpected tensors:") && Catch::Contains("blocks.0.attn.q_norm.scale"));
+    CHECK_THROWS_WITH(no_qk.load(dir / "w.safetensors"), Catch::Contains("unexpected tensors:") &&
+                                                           Catch::Contains("blocks.0.attn.q_norm.scale"));
     ballast::transformer<ballast::gpt2_like, float> g2(cfg);
     CHECK_THROWS_WITH(g2.load(dir / "w.safetensors"), Catch::Contains("missing tensors: pos_embed"));
     auto wide = cfg;

@@ -16,8 +16,8 @@ namespace ballast::test
 {
     /// d loss / d x[i] for every i by central differences with step h; `loss` is evaluated with x
     /// perturbed in place and x is restored exactly afterwards.
-    inline std::vector<double> finite_difference(const std::function<double()>& loss, double* x, std::size_t n,
-                                                 double h = tolerance<double>::fd_step)
+    inline std::vector<double> finite_difference(const std::function<double()>& loss, double* x,
+                                                 std::size_t n, double h = tolerance<double>::fd_step)
     {
         std::vector<double> g(n);
         for (std::size_t i = 0; i < n; ++i)

@@ -20,12 +20,15 @@ namespace ballast::test
         static std::uint64_t s = default_seed;
         return s;
     }
-    inline void set_seed(std::uint64_t s) { seed_storage() = s; }
+    inline void set_seed(std::uint64_t s)
+    {
+        seed_storage() = s;
+    }
 
     /// A generator seeded from the session seed and a per-test salt, so test order does not matter.
     inline std::mt19937_64 rng(std::uint64_t salt = 0)
     {
-        std::seed_seq seq{seed_storage(), salt};
+        std::seed_seq seq{ seed_storage(), salt };
         return std::mt19937_64(seq);
     }
 

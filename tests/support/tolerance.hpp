@@ -73,9 +73,10 @@ namespace ballast::test
         }
         if (bad != n)
         {
-            UNSCOPED_INFO("first mismatch at index " << bad << " of " << n << ": actual " << static_cast<double>(actual[bad])
-                                                     << " expected " << static_cast<double>(expected[bad])
-                                                     << " (rel " << rel << ", abs " << abs << ")");
+            UNSCOPED_INFO("first mismatch at index "
+                          << bad << " of " << n << ": actual " << static_cast<double>(actual[bad])
+                          << " expected " << static_cast<double>(expected[bad]) << " (rel " << rel << ", abs "
+                          << abs << ")");
         }
         CHECK(bad == n);
     }

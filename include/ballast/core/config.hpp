@@ -10,7 +10,8 @@
 #include <string>
 
 #if defined(__FAST_MATH__) || defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__
-#error "ballast must not be built with -ffast-math / -ffinite-math-only / -Ofast: NaN/Inf detection (divergence \
+#error                                                                                                       \
+  "ballast must not be built with -ffast-math / -ffinite-math-only / -Ofast: NaN/Inf detection (divergence \
 handling) depends on IEEE semantics."
 #endif
 

@@ -11,13 +11,12 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <span>
 #include <string>
-#include <vector>
-
-#include <fcntl.h>
 #include <unistd.h>
+#include <vector>
 
 #include <ballast/core/config.hpp>
 
@@ -42,7 +41,8 @@ namespace ballast
     }
 
     /// Write `parts` (concatenated) to `path` atomically: temp file in the same directory, fsync, rename.
-    inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::span<const std::byte>> parts)
+    inline void write_file_atomic(const std::filesystem::path& path,
+                                  std::span<const std::span<const std::byte>> parts)
     {
         const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
         std::string tmp_name = path.filename().string();
@@ -79,14 +79,15 @@ namespace ballast
         {
             const int e = ok ? errno : saved_errno;
             std::remove(tmp.c_str());
-            detail::throw_error("write_file_atomic", "cannot write '", path.string(), "': ", std::strerror(e));
+            detail::throw_error("write_file_atomic", "cannot write '", path.string(),
+                                "': ", std::strerror(e));
         }
     }
 
     /// Convenience overload for a single buffer.
     inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::byte> bytes)
     {
-        const std::span<const std::byte> parts[] = {bytes};
+        const std::span<const std::byte> parts[] = { bytes };
         write_file_atomic(path, std::span<const std::span<const std::byte>>(parts));
     }
 } // namespace ballast

@@ -17,7 +17,10 @@
 namespace ballast
 {
     /// Number of threads parallel regions will use.
-    inline int num_threads() noexcept { return omp_get_max_threads(); }
+    inline int num_threads() noexcept
+    {
+        return omp_get_max_threads();
+    }
 
     /// Set the number of threads for subsequent parallel regions (>= 1).
     inline void set_num_threads(int n)
@@ -30,7 +33,11 @@ namespace ballast
     class thread_scope
     {
     public:
-        explicit thread_scope(int n) : m_previous(num_threads()) { set_num_threads(n); }
+        explicit thread_scope(int n)
+          : m_previous(num_threads())
+        {
+            set_num_threads(n);
+        }
         ~thread_scope() { omp_set_num_threads(m_previous); }
         thread_scope(const thread_scope&) = delete;
         thread_scope& operator=(const thread_scope&) = delete;

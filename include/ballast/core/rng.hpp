@@ -18,7 +18,8 @@ namespace ballast
     public:
         /// A stream for `seed`; `stream` separates independent streams derived from one seed.
         explicit splitmix64(std::uint64_t seed, std::uint64_t stream = 0) noexcept
-            : m_state(seed ^ (stream * 0xD1342543DE82EF95ull)) // odd multiplier: distinct streams, distinct states
+          : m_state(seed ^
+                    (stream * 0xD1342543DE82EF95ull)) // odd multiplier: distinct streams, distinct states
         {
             next(); // decorrelate nearby seeds
         }

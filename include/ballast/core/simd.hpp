@@ -41,9 +41,9 @@ namespace ballast::simd
     /// True when the public kernels are routed to their scalar twins (`-DBALLAST_FORCE_SCALAR`).
     inline constexpr bool force_scalar =
 #if defined(BALLAST_FORCE_SCALAR)
-        true;
+      true;
 #else
-        false;
+      false;
 #endif
 
     /// Horizontal sum of a register (xsimd 8 calls it `hadd`, xsimd 9+ `reduce_add`).

@@ -31,7 +31,8 @@ namespace ballast::io
 {
     static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
 
-    /// Element types ballast reads and writes (safetensors spells them "F64", "F32", "I64", "I32", "U16", "U8").
+    /// Element types ballast reads and writes (safetensors spells them "F64", "F32", "I64", "I32", "U16",
+    /// "U8").
     enum class dtype
     {
         f64,
@@ -46,16 +47,16 @@ namespace ballast::io
     {
         switch (t)
         {
-        case dtype::f64:
-        case dtype::i64:
-            return 8;
-        case dtype::f32:
-        case dtype::i32:
-            return 4;
-        case dtype::u16:
-            return 2;
-        case dtype::u8:
-            return 1;
+            case dtype::f64:
+            case dtype::i64:
+                return 8;
+            case dtype::f32:
+            case dtype::i32:
+                return 4;
+            case dtype::u16:
+                return 2;
+            case dtype::u8:
+                return 1;
         }
         return 0;
     }
@@ -64,25 +65,26 @@ namespace ballast::io
     {
         switch (t)
         {
-        case dtype::f64:
-            return "F64";
-        case dtype::f32:
-            return "F32";
-        case dtype::i64:
-            return "I64";
-        case dtype::i32:
-            return "I32";
-        case dtype::u16:
-            return "U16";
-        case dtype::u8:
-            return "U8";
+            case dtype::f64:
+                return "F64";
+            case dtype::f32:
+                return "F32";
+            case dtype::i64:
+                return "I64";
+            case dtype::i32:
+                return "I32";
+            case dtype::u16:
+                return "U16";
+            case dtype::u8:
+                return "U8";
         }
         return "?";
     }
 
     /// The dtype of a C++ element type.
     template <class T>
-    inline constexpr dtype dtype_of = [] {
+    inline constexpr dtype dtype_of = []
+    {
         if constexpr (std::is_same_v<T, double>)
             return dtype::f64;
         else if constexpr (std::is_same_v<T, float>)
@@ -138,7 +140,7 @@ namespace ballast::io
 
         inline dtype parse_dtype(const std::string& s, const std::string& where)
         {
-            for (const dtype t : {dtype::f64, dtype::f32, dtype::i64, dtype::i32, dtype::u16, dtype::u8})
+            for (const dtype t : { dtype::f64, dtype::f32, dtype::i64, dtype::i32, dtype::u16, dtype::u8 })
             {
                 if (s == dtype_name(t))
                 {
@@ -155,7 +157,8 @@ namespace ballast::io
     public:
         /// Parse and validate `bytes`; `origin` names the source in error messages.
         explicit safetensors_file(std::vector<std::byte> bytes, std::string origin = "<memory>")
-            : m_bytes(std::move(bytes)), m_origin(std::move(origin))
+          : m_bytes(std::move(bytes))
+          , m_origin(std::move(origin))
         {
             parse();
         }
@@ -182,7 +185,7 @@ namespace ballast::io
         std::span<const std::byte> bytes(std::string_view name) const
         {
             const auto& t = info(name);
-            return {m_bytes.data() + m_data_start + t.begin, t.end - t.begin};
+            return { m_bytes.data() + m_data_start + t.begin, t.end - t.begin };
         }
 
         /// Copy tensor `name` into `dst` (numel elements of T), checking that its shape is `expected_shape`.
@@ -191,9 +194,9 @@ namespace ballast::io
         void read(std::string_view name, std::span<const std::size_t> expected_shape, T* dst) const
         {
             const auto& t = info(name);
-            BALLAST_CHECK(std::ranges::equal(t.shape, expected_shape), "safetensors",
-                          m_origin, ": tensor '", name, "' has shape ", detail::shape_string(t.shape),
-                          ", expected ", detail::shape_string(expected_shape));
+            BALLAST_CHECK(std::ranges::equal(t.shape, expected_shape), "safetensors", m_origin, ": tensor '",
+                          name, "' has shape ", detail::shape_string(t.shape), ", expected ",
+                          detail::shape_string(expected_shape));
             const std::byte* src = m_bytes.data() + m_data_start + t.begin;
             const std::size_t n = t.numel();
             if (t.dtype == dtype_of<T>)
@@ -202,9 +205,9 @@ namespace ballast::io
                 return;
             }
             constexpr bool floating = std::is_floating_point_v<T>;
-            BALLAST_CHECK(floating && (t.dtype == dtype::f32 || t.dtype == dtype::f64), "safetensors", m_origin,
-                          ": tensor '", name, "' has dtype ", dtype_name(t.dtype), ", cannot read it as ",
-                          dtype_name(dtype_of<T>));
+            BALLAST_CHECK(floating && (t.dtype == dtype::f32 || t.dtype == dtype::f64), "safetensors",
+                          m_origin, ": tensor '", name, "' has dtype ", dtype_name(t.dtype),
+                          ", cannot read it as ", dtype_name(dtype_of<T>));
             for (std::size_t i = 0; i < n; ++i)
             {
                 if (t.dtype == dtype::f32)
@@ -225,7 +228,8 @@ namespace ballast::io
         /// Throw unless the file holds exactly the tensors named in `expected` (reports missing and extra).
         void require_exactly(std::span<const std::string> expected) const
         {
-            const auto append = [](std::string& list, const std::string& item) {
+            const auto append = [](std::string& list, const std::string& item)
+            {
                 if (!list.empty())
                 {
                     list += ", ";
@@ -269,13 +273,15 @@ namespace ballast::io
         {
             if (m_bytes.size() < 8)
             {
-                fail("file is ", m_bytes.size(), " bytes, too short for the 8-byte header length (truncated?)");
+                fail("file is ", m_bytes.size(),
+                     " bytes, too short for the 8-byte header length (truncated?)");
             }
             std::uint64_t n = 0;
             std::memcpy(&n, m_bytes.data(), 8);
             if (n > m_bytes.size() - 8)
             {
-                fail("header length ", n, " exceeds the file size ", m_bytes.size(), " (truncated or not safetensors)");
+                fail("header length ", n, " exceeds the file size ", m_bytes.size(),
+                     " (truncated or not safetensors)");
             }
             m_data_start = 8 + static_cast<std::size_t>(n);
             const std::size_t data_size = m_bytes.size() - m_data_start;
@@ -324,8 +330,8 @@ namespace ballast::io
             {
                 if (t->begin != cursor)
                 {
-                    fail("tensor '", t->name, "' starts at byte ", t->begin, " but the previous one ends at ", cursor,
-                         " (overlapping or gapped data)");
+                    fail("tensor '", t->name, "' starts at byte ", t->begin, " but the previous one ends at ",
+                         cursor, " (overlapping or gapped data)");
                 }
                 cursor = t->end;
             }
@@ -363,7 +369,8 @@ namespace ballast::io
                 t.shape.push_back(s.get<std::size_t>());
             }
             const auto& off = v.at("data_offsets");
-            if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+            if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+                !off[1].is_number_unsigned())
             {
                 fail("entry '", name, "': data_offsets must be [begin, end]");
             }
@@ -376,8 +383,8 @@ namespace ballast::io
             }
             if (t.end - t.begin != t.numel() * dtype_size(t.dtype))
             {
-                fail("entry '", name, "': ", t.end - t.begin, " bytes do not hold shape ", detail::shape_string(t.shape),
-                     " of ", dtype_name(t.dtype));
+                fail("entry '", name, "': ", t.end - t.begin, " bytes do not hold shape ",
+                     detail::shape_string(t.shape), " of ", dtype_name(t.dtype));
             }
             return t;
         }
@@ -397,8 +404,8 @@ namespace ballast::io
         template <class T>
         void add(std::string name, std::span<const std::size_t> shape, const T* data)
         {
-            BALLAST_CHECK(!name.empty() && name != "__metadata__", "safetensors_writer", "invalid tensor name '",
-                          name, "'");
+            BALLAST_CHECK(!name.empty() && name != "__metadata__", "safetensors_writer",
+                          "invalid tensor name '", name, "'");
             BALLAST_CHECK(std::ranges::find(m_entries, name, &entry::name) == m_entries.end(),
                           "safetensors_writer", "duplicate tensor name '", name, "'");
             std::size_t n = 1;
@@ -406,7 +413,7 @@ namespace ballast::io
             {
                 n *= s;
             }
-            entry e{std::move(name), dtype_of<T>, {shape.begin(), shape.end()}, {}};
+            entry e{ std::move(name), dtype_of<T>, { shape.begin(), shape.end() }, {} };
             e.bytes.resize(n * sizeof(T));
             if (n > 0)
             {
@@ -421,7 +428,10 @@ namespace ballast::io
             add(std::move(name), std::span<const std::size_t>(shape.begin(), shape.size()), data);
         }
 
-        void set_metadata(std::string key, std::string value) { m_metadata[std::move(key)] = std::move(value); }
+        void set_metadata(std::string key, std::string value)
+        {
+            m_metadata[std::move(key)] = std::move(value);
+        }
 
         /// The serialised file: header length, JSON header padded with spaces to 8 bytes, data.
         std::vector<std::byte> serialize() const
@@ -434,9 +444,9 @@ namespace ballast::io
             std::size_t offset = 0;
             for (const auto& e : m_entries)
             {
-                header[e.name] = {{"dtype", dtype_name(e.type)},
-                                  {"shape", e.shape},
-                                  {"data_offsets", {offset, offset + e.bytes.size()}}};
+                header[e.name] = { { "dtype", dtype_name(e.type) },
+                                   { "shape", e.shape },
+                                   { "data_offsets", { offset, offset + e.bytes.size() } } };
                 offset += e.bytes.size();
             }
             std::string text = header.dump();

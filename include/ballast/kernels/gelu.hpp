@@ -18,8 +18,9 @@
 /// double, xsimd 8.1 exp is within ~1 ulp; erfc within ~8 float ulp for arguments giving GELU
 /// values above 1e-7, and within ~1e-14 absolute in double (see tests/kernels/gelu_test.cpp).
 ///
-/// Every element is computed by the same SIMD code (the ragged end of the array goes through a
-/// zero-padded register), so a value never depends on its position or on the thread count.
+/// The ragged end of the array goes through a zero-padded register, so every element gets the same
+/// SIMD approximation (no scalar fallback with different rounding). Chunk boundaries are fixed and each
+/// chunk runs one out-of-line copy of the code, so results never depend on the thread count.
 
 #include <array>
 #include <cstddef>

@@ -28,8 +28,13 @@
 /// only. Backward reduces the parameter gradients deterministically: each fixed block of
 /// `norm_row_block` rows accumulates its own partial (in row order) into scratch, and partials are
 /// combined in block order. Block boundaries depend only on `rows`, so every output is bit-identical
-/// for any thread count. A NaN (or Inf) in a row makes that row's outputs non-finite and leaves the
-/// other rows untouched (dgain/dbias, being column sums over all rows, are poisoned as they should be).
+/// for any thread count.
+///
+/// NaN/Inf never stay hidden and never leak across rows. LayerNorm: a NaN or Inf in a row makes the
+/// whole output row (and its mean/rstd) NaN. RMSNorm: a NaN makes the row NaN; an Inf gives rstd = 0,
+/// so the Inf element's output is NaN (Inf * 0) and the row's other outputs are 0. In backward, a
+/// non-finite dy poisons that row of dx and the matching column of dgain/dbias. Other rows are
+/// bit-identical to a clean run.
 
 #include <cmath>
 #include <cstddef>

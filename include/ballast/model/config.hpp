@@ -19,12 +19,12 @@ namespace ballast
     struct model_config
     {
         // -- dimensions ---------------------------------------------------------------------------------
-        std::size_t vocab = 256;    ///< V: token ids are in [0, vocab)
-        std::size_t d_model = 128;  ///< d: residual width; must be divisible by n_heads
-        std::size_t n_layers = 2;   ///< L: transformer blocks
-        std::size_t n_heads = 2;    ///< H: attention heads; head width d_h = d_model / n_heads
-        std::size_t context = 64;   ///< maximum sequence length T
-        std::size_t mlp_ratio = 4;  ///< MLP hidden width = mlp_ratio * d_model
+        std::size_t vocab = 256;   ///< V: token ids are in [0, vocab)
+        std::size_t d_model = 128; ///< d: residual width; must be divisible by n_heads
+        std::size_t n_layers = 2;  ///< L: transformer blocks
+        std::size_t n_heads = 2;   ///< H: attention heads; head width d_h = d_model / n_heads
+        std::size_t context = 64;  ///< maximum sequence length T
+        std::size_t mlp_ratio = 4; ///< MLP hidden width = mlp_ratio * d_model
 
         // -- policy numbers -------------------------------------------------------------------------------
         double norm_eps = 1e-6;        ///< ε of every LayerNorm/RMSNorm, including qk-norm (Flax default)
@@ -48,8 +48,8 @@ namespace ballast
             BALLAST_CHECK(d_model >= 1, where, "d_model must be >= 1, got ", d_model);
             BALLAST_CHECK(n_layers >= 1, where, "n_layers must be >= 1, got ", n_layers);
             BALLAST_CHECK(n_heads >= 1, where, "n_heads must be >= 1, got ", n_heads);
-            BALLAST_CHECK(d_model % n_heads == 0, where, "d_model (", d_model, ") is not divisible by n_heads (",
-                          n_heads, ")");
+            BALLAST_CHECK(d_model % n_heads == 0, where, "d_model (", d_model,
+                          ") is not divisible by n_heads (", n_heads, ")");
             BALLAST_CHECK(context >= 1, where, "context must be >= 1, got ", context);
             BALLAST_CHECK(mlp_ratio >= 1, where, "mlp_ratio must be >= 1, got ", mlp_ratio);
             BALLAST_CHECK(norm_eps > 0, where, "norm_eps must be > 0, got ", norm_eps);
@@ -63,7 +63,8 @@ namespace ballast
     };
 } // namespace ballast
 
-BOOST_HANA_ADAPT_STRUCT(ballast::model_config, vocab, d_model, n_layers, n_heads, context, mlp_ratio, norm_eps,
-                        rope_base, kappa, attn_soft_cap, output_soft_cap, zloss_coef, mup_base_width);
+BOOST_HANA_ADAPT_STRUCT(ballast::model_config, vocab, d_model, n_layers, n_heads, context, mlp_ratio,
+                        norm_eps, rope_base, kappa, attn_soft_cap, output_soft_cap, zloss_coef,
+                        mup_base_width);
 
 #endif

@@ -21,15 +21,15 @@ namespace ballast
     /// One tensor in the flat buffer.
     struct param_entry
     {
-        std::string name;                ///< safetensors name, e.g. "blocks.0.attn.qkv.weight"
-        std::vector<std::size_t> shape;  ///< row-major; matrices are [out, in]
-        std::size_t offset = 0;          ///< element offset into the flat buffer (64-byte aligned)
-        std::size_t size = 0;            ///< number of elements
+        std::string name;               ///< safetensors name, e.g. "blocks.0.attn.qkv.weight"
+        std::vector<std::size_t> shape; ///< row-major; matrices are [out, in]
+        std::size_t offset = 0;         ///< element offset into the flat buffer (64-byte aligned)
+        std::size_t size = 0;           ///< number of elements
         policies::param_role role = policies::param_role::matrix;
-        std::size_t fan_in = 0;          ///< input features (matrices, head); 0 otherwise
-        double init_std = 0;             ///< from the parameterisation
-        double lr_multiplier = 1;        ///< from the parameterisation
-        std::size_t layer = 0;           ///< block index, or n_layers for non-block tensors
+        std::size_t fan_in = 0;   ///< input features (matrices, head); 0 otherwise
+        double init_std = 0;      ///< from the parameterisation
+        double lr_multiplier = 1; ///< from the parameterisation
+        std::size_t layer = 0;    ///< block index, or n_layers for non-block tensors
     };
 
     /// Named tensors over one flat buffer.

@@ -27,14 +27,13 @@
 #include <string_view>
 #include <vector>
 
-#include <omp.h>
-
 #include <boost/hana/accessors.hpp>
 #include <boost/hana/first.hpp>
 #include <boost/hana/for_each.hpp>
 #include <boost/hana/second.hpp>
 #include <boost/hana/string.hpp>
 #include <nlohmann/json.hpp>
+#include <omp.h>
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
@@ -64,8 +63,9 @@ namespace ballast
     template <policy_set P, class T = float>
     class transformer
     {
-        static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "transformer<P, T>: T must be float or "
-                                                                              "double");
+        static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                      "transformer<P, T>: T must be float or "
+                      "double");
         static_assert(policy_set_checks<P>::ok);
 
     public:
@@ -86,8 +86,9 @@ namespace ballast
         /// Build the parameter layout for `cfg` (validated; throws ballast::error naming the bad field).
         /// Parameters start at zero: call init(seed) or load(path).
         explicit transformer(const model_config& cfg)
-            : m_cfg(validated(cfg)), m_rope(Position::template make_state<T>(m_cfg)),
-              m_qk(QK::template make_state<T>(m_cfg))
+          : m_cfg(validated(cfg))
+          , m_rope(Position::template make_state<T>(m_cfg))
+          , m_qk(QK::template make_state<T>(m_cfg))
         {
             build_layout();
             m_params.assign(m_layout.total(), T(0));
@@ -108,12 +109,12 @@ namespace ballast
         std::span<T> parameter(std::string_view name)
         {
             const auto& e = m_layout.at(name);
-            return {m_params.data() + e.offset, e.size};
+            return { m_params.data() + e.offset, e.size };
         }
         std::span<T> gradient(std::string_view name)
         {
             const auto& e = m_layout.at(name);
-            return {m_grads.data() + e.offset, e.size};
+            return { m_grads.data() + e.offset, e.size };
         }
 
         /// Initialise every parameter from `seed` as the parameterisation prescribes (docs/model.md):
@@ -130,25 +131,25 @@ namespace ballast
                 splitmix64 rng(seed, i);
                 switch (e.role)
                 {
-                case policies::param_role::scale:
-                    std::fill_n(p, e.size, T(1));
-                    break;
-                case policies::param_role::bias:
-                    break;
-                case policies::param_role::embedding:
-                case policies::param_role::position:
-                    for (std::size_t j = 0; j < e.size; ++j)
-                    {
-                        p[j] = static_cast<T>(e.init_std * rng.normal());
-                    }
-                    break;
-                case policies::param_role::matrix:
-                case policies::param_role::head:
-                    for (std::size_t j = 0; j < e.size; ++j)
-                    {
-                        p[j] = static_cast<T>(e.init_std * rng.truncated_normal() / truncated_normal_std);
-                    }
-                    break;
+                    case policies::param_role::scale:
+                        std::fill_n(p, e.size, T(1));
+                        break;
+                    case policies::param_role::bias:
+                        break;
+                    case policies::param_role::embedding:
+                    case policies::param_role::position:
+                        for (std::size_t j = 0; j < e.size; ++j)
+                        {
+                            p[j] = static_cast<T>(e.init_std * rng.normal());
+                        }
+                        break;
+                    case policies::param_role::matrix:
+                    case policies::param_role::head:
+                        for (std::size_t j = 0; j < e.size; ++j)
+                        {
+                            p[j] = static_cast<T>(e.init_std * rng.truncated_normal() / truncated_normal_std);
+                        }
+                        break;
                 }
             }
             if constexpr (Param::zero_queries)
@@ -170,8 +171,8 @@ namespace ballast
         }
 
         /// Forward and backward: gradients() is OVERWRITTEN with d loss / d parameters.
-        loss_parts forward_backward(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets,
-                                    std::size_t batch, std::size_t seq)
+        loss_parts forward_backward(std::span<const std::int32_t> tokens,
+                                    std::span<const std::int32_t> targets, std::size_t batch, std::size_t seq)
         {
             const loss_parts l = run_forward(tokens, targets, batch, seq, true);
             run_backward(tokens);
@@ -179,14 +180,16 @@ namespace ballast
         }
 
         /// Output logits of the last forward pass, [N][V] (after the output cap).
-        std::span<const T> logits() const noexcept { return {m_act.logits.data(), m_n * m_cfg.vocab}; }
+        std::span<const T> logits() const noexcept { return { m_act.logits.data(), m_n * m_cfg.vocab }; }
         /// log Z per token of the last forward pass, [N].
-        std::span<const T> log_z() const noexcept { return {m_act.lse.data(), m_n}; }
+        std::span<const T> log_z() const noexcept { return { m_act.lse.data(), m_n }; }
 
         /// Elements of T the activations take at (batch, seq), N = batch·seq, P = threads:
-        ///   L·(11·N·d + 2·N·F + 4·N + 4·H·N + c·B·H·T²)      per block: residuals, norms, qkv, attention, MLP;
+        ///   L·(11·N·d + 2·N·F + 4·N + 4·H·N + c·B·H·T²)      per block: residuals, norms, qkv, attention,
+        ///   MLP;
         ///                                                   c = 2 with an attention soft-cap, else 1
-        /// + 2·N·d + 2·N·V + 4·N                             final residual and norm, logits and dlogits, log Z
+        /// + 2·N·d + 2·N·V + 4·N                             final residual and norm, logits and dlogits, log
+        /// Z
         /// + 9·N·d + N·F + P·T²                              backward scratch
         /// This is exactly what is allocated (tested); docs/model.md explains each term.
         std::size_t activation_elements(std::size_t batch, std::size_t seq) const noexcept
@@ -204,10 +207,11 @@ namespace ballast
         {
             const auto& a = m_act;
             std::size_t total = 0;
-            for (const auto* v : {&a.res, &a.mid, &a.a, &a.a_stats, &a.qkv_raw, &a.qkv, &a.qk_stats, &a.probs, &a.capped,
-                                  &a.att, &a.m, &a.m_stats, &a.up, &a.act, &a.f, &a.f_stats, &a.logits, &a.dlogits,
-                                  &a.lse, &a.row_loss, &a.dres, &a.dtmp, &a.datt, &a.dqkv, &a.dqkv_raw, &a.dup,
-                                  &a.dscratch})
+            for (const auto* v :
+                 { &a.res,   &a.mid,     &a.a,      &a.a_stats,  &a.qkv_raw, &a.qkv,      &a.qk_stats,
+                   &a.probs, &a.capped,  &a.att,    &a.m,        &a.m_stats, &a.up,       &a.act,
+                   &a.f,     &a.f_stats, &a.logits, &a.dlogits,  &a.lse,     &a.row_loss, &a.dres,
+                   &a.dtmp,  &a.datt,    &a.dqkv,   &a.dqkv_raw, &a.dup,     &a.dscratch })
             {
                 total += v->size();
             }
@@ -247,9 +251,11 @@ namespace ballast
         nlohmann::json config_json() const
         {
             nlohmann::json j;
-            boost::hana::for_each(boost::hana::accessors<model_config>(), [&](auto pair) {
-                j[boost::hana::to<const char*>(boost::hana::first(pair))] = boost::hana::second(pair)(m_cfg);
-            });
+            boost::hana::for_each(boost::hana::accessors<model_config>(),
+                                  [&](auto pair) {
+                                      j[boost::hana::to<const char*>(boost::hana::first(pair))] =
+                                        boost::hana::second(pair)(m_cfg);
+                                  });
             return j;
         }
 
@@ -260,8 +266,8 @@ namespace ballast
         struct block_offsets
         {
             std::size_t attn_scale = npos, attn_bias = npos, qkv_w = npos, qkv_b = npos, q_scale = npos,
-                        k_scale = npos, out_w = npos, out_b = npos, mlp_scale = npos, mlp_bias = npos, up_w = npos,
-                        up_b = npos, down_w = npos, down_b = npos;
+                        k_scale = npos, out_w = npos, out_b = npos, mlp_scale = npos, mlp_bias = npos,
+                        up_w = npos, up_b = npos, down_w = npos, down_b = npos;
         };
 
         static model_config validated(const model_config& cfg)
@@ -290,11 +296,11 @@ namespace ballast
             const std::size_t d = m_cfg.d_model;
             if constexpr (Norm::has_scale)
             {
-                scale = add(prefix + ".scale", {d}, policies::param_role::scale, 0, layer);
+                scale = add(prefix + ".scale", { d }, policies::param_role::scale, 0, layer);
             }
             if constexpr (Norm::has_bias)
             {
-                bias = add(prefix + ".bias", {d}, policies::param_role::bias, 0, layer);
+                bias = add(prefix + ".bias", { d }, policies::param_role::bias, 0, layer);
             }
         }
 
@@ -302,10 +308,10 @@ namespace ballast
         {
             using policies::param_role;
             const std::size_t d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab, L = m_cfg.n_layers;
-            m_embed = add("embed", {v, d}, param_role::embedding, 0, L);
+            m_embed = add("embed", { v, d }, param_role::embedding, 0, L);
             if constexpr (Position::has_table)
             {
-                m_pos = add("pos_embed", {m_cfg.context, d}, param_role::position, 0, L);
+                m_pos = add("pos_embed", { m_cfg.context, d }, param_role::position, 0, L);
             }
             m_blocks.resize(L);
             const std::size_t qk_size = QK::scale_size(d, m_cfg.head_dim());
@@ -314,37 +320,37 @@ namespace ballast
                 auto& b = m_blocks[l];
                 const std::string p = "blocks." + std::to_string(l);
                 add_norm(p + ".attn_norm", l, b.attn_scale, b.attn_bias);
-                b.qkv_w = add(p + ".attn.qkv.weight", {3 * d, d}, param_role::matrix, d, l);
+                b.qkv_w = add(p + ".attn.qkv.weight", { 3 * d, d }, param_role::matrix, d, l);
                 if constexpr (has_bias)
                 {
-                    b.qkv_b = add(p + ".attn.qkv.bias", {3 * d}, param_role::bias, 0, l);
+                    b.qkv_b = add(p + ".attn.qkv.bias", { 3 * d }, param_role::bias, 0, l);
                 }
                 if (qk_size > 0)
                 {
-                    b.q_scale = add(p + ".attn.q_norm.scale", {qk_size}, param_role::scale, 0, l);
-                    b.k_scale = add(p + ".attn.k_norm.scale", {qk_size}, param_role::scale, 0, l);
+                    b.q_scale = add(p + ".attn.q_norm.scale", { qk_size }, param_role::scale, 0, l);
+                    b.k_scale = add(p + ".attn.k_norm.scale", { qk_size }, param_role::scale, 0, l);
                 }
-                b.out_w = add(p + ".attn.out.weight", {d, d}, param_role::matrix, d, l);
+                b.out_w = add(p + ".attn.out.weight", { d, d }, param_role::matrix, d, l);
                 if constexpr (has_bias)
                 {
-                    b.out_b = add(p + ".attn.out.bias", {d}, param_role::bias, 0, l);
+                    b.out_b = add(p + ".attn.out.bias", { d }, param_role::bias, 0, l);
                 }
                 add_norm(p + ".mlp_norm", l, b.mlp_scale, b.mlp_bias);
-                b.up_w = add(p + ".mlp.up.weight", {f, d}, param_role::matrix, d, l);
+                b.up_w = add(p + ".mlp.up.weight", { f, d }, param_role::matrix, d, l);
                 if constexpr (has_bias)
                 {
-                    b.up_b = add(p + ".mlp.up.bias", {f}, param_role::bias, 0, l);
+                    b.up_b = add(p + ".mlp.up.bias", { f }, param_role::bias, 0, l);
                 }
-                b.down_w = add(p + ".mlp.down.weight", {d, f}, param_role::matrix, f, l);
+                b.down_w = add(p + ".mlp.down.weight", { d, f }, param_role::matrix, f, l);
                 if constexpr (has_bias)
                 {
-                    b.down_b = add(p + ".mlp.down.bias", {d}, param_role::bias, 0, l);
+                    b.down_b = add(p + ".mlp.down.bias", { d }, param_role::bias, 0, l);
                 }
             }
             add_norm("final_norm", L, m_final_scale, m_final_bias);
             if constexpr (!tied)
             {
-                m_head = add("head.weight", {v, d}, param_role::head, d, L);
+                m_head = add("head.weight", { v, d }, param_role::head, d, L);
             }
             else
             {
@@ -358,7 +364,8 @@ namespace ballast
         struct activations
         {
             std::size_t batch = 0, seq = 0;
-            aligned_vector<T> res, mid, a, a_stats, qkv_raw, qkv, qk_stats, probs, capped, att, m, m_stats, up, act;
+            aligned_vector<T> res, mid, a, a_stats, qkv_raw, qkv, qk_stats, probs, capped, att, m, m_stats,
+              up, act;
             aligned_vector<T> f, f_stats, logits, dlogits, lse, row_loss;
             aligned_vector<T> dres, dtmp, datt, dqkv, dqkv_raw, dup, dscratch;
         };
@@ -413,40 +420,46 @@ namespace ballast
         /// y[r, :] += bias for every row.
         static void add_bias(T* y, const T* bias, std::size_t rows, std::size_t cols)
         {
-            parallel_for(rows, 64, [&](std::size_t r0, std::size_t r1) {
-                for (std::size_t r = r0; r < r1; ++r)
-                {
-                    kernels::axpy(y + r * cols, bias, T(1), cols);
-                }
-            });
+            parallel_for(rows, 64,
+                         [&](std::size_t r0, std::size_t r1)
+                         {
+                             for (std::size_t r = r0; r < r1; ++r)
+                             {
+                                 kernels::axpy(y + r * cols, bias, T(1), cols);
+                             }
+                         });
         }
 
         /// db[j] += Σ_r dy[r, j], rows summed in order (deterministic), columns split across threads.
         static void accumulate_column_sums(T* db, const T* dy, std::size_t rows, std::size_t cols)
         {
-            parallel_for(cols, 256, [&](std::size_t c0, std::size_t c1) {
-                for (std::size_t r = 0; r < rows; ++r)
-                {
-                    kernels::axpy(db + c0, dy + r * cols + c0, T(1), c1 - c0);
-                }
-            });
+            parallel_for(cols, 256,
+                         [&](std::size_t c0, std::size_t c1)
+                         {
+                             for (std::size_t r = 0; r < rows; ++r)
+                             {
+                                 kernels::axpy(db + c0, dy + r * cols + c0, T(1), c1 - c0);
+                             }
+                         });
         }
 
         void check_inputs(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets,
                           std::size_t batch, std::size_t seq) const
         {
             constexpr const char* where = "transformer";
-            BALLAST_CHECK(batch >= 1 && seq >= 1, where, "batch and seq must be >= 1, got ", batch, " x ", seq);
+            BALLAST_CHECK(batch >= 1 && seq >= 1, where, "batch and seq must be >= 1, got ", batch, " x ",
+                          seq);
             BALLAST_CHECK(seq <= m_cfg.context, where, "sequence length ", seq, " exceeds the context ",
                           m_cfg.context);
-            BALLAST_CHECK(tokens.size() == batch * seq, where, "tokens hold ", tokens.size(), " ids, expected batch*seq = ",
-                          batch * seq);
+            BALLAST_CHECK(tokens.size() == batch * seq, where, "tokens hold ", tokens.size(),
+                          " ids, expected batch*seq = ", batch * seq);
             BALLAST_CHECK(targets.size() == batch * seq, where, "targets hold ", targets.size(),
                           " ids, expected batch*seq = ", batch * seq);
             for (std::size_t i = 0; i < tokens.size(); ++i)
             {
-                BALLAST_CHECK(tokens[i] >= 0 && static_cast<std::size_t>(tokens[i]) < m_cfg.vocab, where, "token id ",
-                              tokens[i], " at position ", i, " is outside the vocabulary [0, ", m_cfg.vocab, ")");
+                BALLAST_CHECK(tokens[i] >= 0 && static_cast<std::size_t>(tokens[i]) < m_cfg.vocab, where,
+                              "token id ", tokens[i], " at position ", i, " is outside the vocabulary [0, ",
+                              m_cfg.vocab, ")");
                 BALLAST_CHECK(targets[i] >= 0 && static_cast<std::size_t>(targets[i]) < m_cfg.vocab, where,
                               "target id ", targets[i], " at position ", i, " is outside the vocabulary [0, ",
                               m_cfg.vocab, ")");
@@ -462,20 +475,22 @@ namespace ballast
             check_inputs(tokens, targets, batch, seq);
             ensure_shape(batch, seq);
             m_n = batch * seq;
-            const std::size_t n = m_n, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab, L = m_cfg.n_layers,
-                              H = m_cfg.n_heads, dh = m_cfg.head_dim();
+            const std::size_t n = m_n, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab,
+                              L = m_cfg.n_layers, H = m_cfg.n_heads, dh = m_cfg.head_dim();
             const T eps = static_cast<T>(m_cfg.norm_eps);
             auto& A = m_act;
 
             // Embedding (+ learned positions).
             T* x0 = A.res.data();
             const T* E = p(m_embed);
-            parallel_for(n, 64, [&](std::size_t r0, std::size_t r1) {
-                for (std::size_t r = r0; r < r1; ++r)
-                {
-                    kernels::copy(x0 + r * d, E + static_cast<std::size_t>(tokens[r]) * d, d);
-                }
-            });
+            parallel_for(n, 64,
+                         [&](std::size_t r0, std::size_t r1)
+                         {
+                             for (std::size_t r = r0; r < r1; ++r)
+                             {
+                                 kernels::copy(x0 + r * d, E + static_cast<std::size_t>(tokens[r]) * d, d);
+                             }
+                         });
             Position::embed_forward(x0, p(m_pos), batch, seq, d);
 
             for (std::size_t l = 0; l < L; ++l)
@@ -492,14 +507,15 @@ namespace ballast
 
                 // Attention.
                 Norm::forward(a, d, a_stats, a_stats + n, x, d, p(b.attn_scale), p(b.attn_bias), n, d, eps);
-                kernels::gemm(kernels::gemm_layout::nt, n, 3 * d, d, a, d, p(b.qkv_w), d, T(0), qkv_raw, 3 * d);
+                kernels::gemm(kernels::gemm_layout::nt, n, 3 * d, d, a, d, p(b.qkv_w), d, T(0), qkv_raw,
+                              3 * d);
                 if constexpr (has_bias)
                 {
                     add_bias(qkv_raw, p(b.qkv_b), n, 3 * d);
                 }
                 QK::forward(qkv, qk_stats, qk_stats + H * n, qkv_raw, p(b.q_scale), 3 * d, n, H, dh, m_qk);
-                QK::forward(qkv + d, qk_stats + 2 * H * n, qk_stats + 3 * H * n, qkv_raw + d, p(b.k_scale), 3 * d, n,
-                            H, dh, m_qk);
+                QK::forward(qkv + d, qk_stats + 2 * H * n, qk_stats + 3 * H * n, qkv_raw + d, p(b.k_scale),
+                            3 * d, n, H, dh, m_qk);
                 Position::rotate(qkv, 3 * d, batch, seq, H, dh, m_rope, false);
                 Position::rotate(qkv + d, 3 * d, batch, seq, H, dh, m_rope, false);
                 attention_forward(l, batch, seq);
@@ -535,13 +551,14 @@ namespace ballast
             const T* xl = A.res.data() + L * n * d;
             Norm::forward(A.f.data(), d, A.f_stats.data(), A.f_stats.data() + n, xl, d, p(m_final_scale),
                           p(m_final_bias), n, d, eps);
-            kernels::gemm(kernels::gemm_layout::nt, n, v, d, A.f.data(), d, p(m_head), d, T(0), A.logits.data(), v);
+            kernels::gemm(kernels::gemm_layout::nt, n, v, d, A.f.data(), d, p(m_head), d, T(0),
+                          A.logits.data(), v);
             OutCap::forward(A.logits.data(), n * v, m_cfg.output_soft_cap);
 
             const double coef = OutLoss::zloss_coef(m_cfg);
-            kernels::cross_entropy_rows(A.row_loss.data(), A.lse.data(), want_grad ? A.dlogits.data() : nullptr,
-                                        A.logits.data(), targets.data(), static_cast<T>(1.0 / static_cast<double>(n)),
-                                        static_cast<T>(coef), n, v, v);
+            kernels::cross_entropy_rows(
+              A.row_loss.data(), A.lse.data(), want_grad ? A.dlogits.data() : nullptr, A.logits.data(),
+              targets.data(), static_cast<T>(1.0 / static_cast<double>(n)), static_cast<T>(coef), n, v, v);
             double total = 0, zsum = 0;
             for (std::size_t r = 0; r < n; ++r) // fixed order: deterministic
             {
@@ -584,8 +601,8 @@ namespace ballast
                     kernels::copy(capped + static_cast<std::size_t>(bh) * tt, z, tt);
                 }
                 kernels::softmax_causal_forward(z, z, seq, seq);
-                kernels::gemm(kernels::gemm_layout::nn, seq, dh, seq, z, seq, vv, ld, T(0), att + bi * seq * d + h * dh,
-                              d);
+                kernels::gemm(kernels::gemm_layout::nn, seq, dh, seq, z, seq, vv, ld, T(0),
+                              att + bi * seq * d + h * dh, d);
             }
         }
 
@@ -594,8 +611,8 @@ namespace ballast
 
         void run_backward(std::span<const std::int32_t> tokens)
         {
-            const std::size_t n = m_n, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab, L = m_cfg.n_layers,
-                              H = m_cfg.n_heads, dh = m_cfg.head_dim();
+            const std::size_t n = m_n, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab,
+                              L = m_cfg.n_layers, H = m_cfg.n_heads, dh = m_cfg.head_dim();
             auto& A = m_act;
             std::ranges::fill(m_grads, T(0));
             T* dres = A.dres.data();
@@ -603,8 +620,10 @@ namespace ballast
 
             // Head and final norm.
             OutCap::backward(A.dlogits.data(), A.logits.data(), n * v, m_cfg.output_soft_cap);
-            kernels::gemm(kernels::gemm_layout::tn, v, d, n, A.dlogits.data(), v, A.f.data(), d, T(1), g(m_head), d);
-            kernels::gemm(kernels::gemm_layout::nn, n, d, v, A.dlogits.data(), v, p(m_head), d, T(0), dtmp, d);
+            kernels::gemm(kernels::gemm_layout::tn, v, d, n, A.dlogits.data(), v, A.f.data(), d, T(1),
+                          g(m_head), d);
+            kernels::gemm(kernels::gemm_layout::nn, n, d, v, A.dlogits.data(), v, p(m_head), d, T(0), dtmp,
+                          d);
             Norm::backward(dres, d, g(m_final_scale), g(m_final_bias), dtmp, d, A.res.data() + L * n * d, d,
                            p(m_final_scale), A.f_stats.data(), A.f_stats.data() + n, n, d);
 
@@ -633,8 +652,8 @@ namespace ballast
                     accumulate_column_sums(g(b.up_b), dup, n, f);
                 }
                 kernels::gemm(kernels::gemm_layout::nn, n, d, f, dup, f, p(b.up_w), d, T(0), dtmp, d);
-                Norm::backward(dtmp, d, g(b.mlp_scale), g(b.mlp_bias), dtmp, d, mid, d, p(b.mlp_scale), m_stats,
-                               m_stats + n, n, d);
+                Norm::backward(dtmp, d, g(b.mlp_scale), g(b.mlp_bias), dtmp, d, mid, d, p(b.mlp_scale),
+                               m_stats, m_stats + n, n, d);
                 kernels::axpy(dres, dtmp, T(1), n * d); // dres = d loss / d mid
 
                 // Attention.
@@ -655,30 +674,35 @@ namespace ballast
                 attention_backward(li, A.batch, A.seq); // fills dqkv (q, k parts) and dqkv_raw (v part)
                 Position::rotate(dqkv, 3 * d, A.batch, A.seq, H, dh, m_rope, true);
                 Position::rotate(dqkv + d, 3 * d, A.batch, A.seq, H, dh, m_rope, true);
-                QK::backward(dqkv_raw, g(b.q_scale), dqkv, qkv_raw, p(b.q_scale), qk_stats, qk_stats + H * n, 3 * d, n,
-                             H, dh, m_qk);
-                QK::backward(dqkv_raw + d, g(b.k_scale), dqkv + d, qkv_raw + d, p(b.k_scale), qk_stats + 2 * H * n,
-                             qk_stats + 3 * H * n, 3 * d, n, H, dh, m_qk);
-                kernels::gemm(kernels::gemm_layout::tn, 3 * d, d, n, dqkv_raw, 3 * d, a, d, T(1), g(b.qkv_w), d);
+                QK::backward(dqkv_raw, g(b.q_scale), dqkv, qkv_raw, p(b.q_scale), qk_stats, qk_stats + H * n,
+                             3 * d, n, H, dh, m_qk);
+                QK::backward(dqkv_raw + d, g(b.k_scale), dqkv + d, qkv_raw + d, p(b.k_scale),
+                             qk_stats + 2 * H * n, qk_stats + 3 * H * n, 3 * d, n, H, dh, m_qk);
+                kernels::gemm(kernels::gemm_layout::tn, 3 * d, d, n, dqkv_raw, 3 * d, a, d, T(1), g(b.qkv_w),
+                              d);
                 if constexpr (has_bias)
                 {
                     accumulate_column_sums(g(b.qkv_b), dqkv_raw, n, 3 * d);
                 }
-                kernels::gemm(kernels::gemm_layout::nn, n, d, 3 * d, dqkv_raw, 3 * d, p(b.qkv_w), d, T(0), dtmp, d);
-                Norm::backward(dtmp, d, g(b.attn_scale), g(b.attn_bias), dtmp, d, x, d, p(b.attn_scale), a_stats,
-                               a_stats + n, n, d);
+                kernels::gemm(kernels::gemm_layout::nn, n, d, 3 * d, dqkv_raw, 3 * d, p(b.qkv_w), d, T(0),
+                              dtmp, d);
+                Norm::backward(dtmp, d, g(b.attn_scale), g(b.attn_bias), dtmp, d, x, d, p(b.attn_scale),
+                               a_stats, a_stats + n, n, d);
                 kernels::axpy(dres, dtmp, T(1), n * d); // dres = d loss / d res[l]
             }
 
             // Embedding: rows scattered in token order (deterministic), columns split across threads.
             Position::embed_backward(g(m_pos), dres, A.batch, A.seq, d);
             T* dE = g(m_embed);
-            parallel_for(d, 256, [&](std::size_t c0, std::size_t c1) {
-                for (std::size_t r = 0; r < n; ++r)
-                {
-                    kernels::axpy(dE + static_cast<std::size_t>(tokens[r]) * d + c0, dres + r * d + c0, T(1), c1 - c0);
-                }
-            });
+            parallel_for(d, 256,
+                         [&](std::size_t c0, std::size_t c1)
+                         {
+                             for (std::size_t r = 0; r < n; ++r)
+                             {
+                                 kernels::axpy(dE + static_cast<std::size_t>(tokens[r]) * d + c0,
+                                               dres + r * d + c0, T(1), c1 - c0);
+                             }
+                         });
         }
 
         /// Backward of attention_forward for layer l: datt → dqkv (q, k blocks, post-RoPE) and dqkv_raw (v).
@@ -708,7 +732,8 @@ namespace ballast
                 const T* prob = probs + static_cast<std::size_t>(bh) * tt;
                 const T* dout = datt + row0 * d + h * dh;
                 T* dz = scratch + static_cast<std::size_t>(omp_get_thread_num()) * tt;
-                kernels::gemm(kernels::gemm_layout::nt, seq, seq, dh, dout, d, vv, ld, T(0), dz, seq); // dP = dO·Vᵀ
+                kernels::gemm(kernels::gemm_layout::nt, seq, seq, dh, dout, d, vv, ld, T(0), dz,
+                              seq); // dP = dO·Vᵀ
                 kernels::gemm(kernels::gemm_layout::tn, seq, dh, seq, prob, seq, dout, d, T(0),
                               dqkv_raw + row0 * ld + 2 * d + h * dh, ld); // dV = Pᵀ·dO
                 kernels::softmax_causal_backward(dz, prob, dz, seq, seq);
@@ -717,7 +742,8 @@ namespace ballast
                     AttnCap::backward(dz, capped + static_cast<std::size_t>(bh) * tt, tt, cap);
                 }
                 kernels::scale(dz, s, tt);
-                kernels::gemm(kernels::gemm_layout::nn, seq, dh, seq, dz, seq, k, ld, T(0), dqkv + row0 * ld + h * dh,
+                kernels::gemm(kernels::gemm_layout::nn, seq, dh, seq, dz, seq, k, ld, T(0),
+                              dqkv + row0 * ld + h * dh,
                               ld); // dQ = dZ·K
                 kernels::gemm(kernels::gemm_layout::tn, seq, dh, seq, dz, seq, q, ld, T(0),
                               dqkv + row0 * ld + d + h * dh, ld); // dK = dZᵀ·Q

@@ -6,12 +6,12 @@
 /// before the causal mask.
 ///
 /// q/k control (the `qk` slot of a policy set):
-/// | policy                            | q, k ←                                  | parameters                  |
+/// | policy                            | q, k ←                                  | parameters |
 /// |-----------------------------------|-----------------------------------------|-----------------------------|
-/// | `no_qk_control`                   | q, k                                    | none                        |
-/// | `qk_norm<Norm, qk_scope::per_head>` | Norm over each head's d_h values      | scale [d_h] shared by heads |
-/// | `qk_norm<Norm, qk_scope::full_width>` | Norm over the token's whole d-vector | scale [d]                   |
-/// | `forced_logit_scale`              | √κ·z/√(mean(z²) + ε) over d_h (Fig 10)  | none (κ in config)          |
+/// | `no_qk_control`                   | q, k                                    | none | | `qk_norm<Norm,
+/// qk_scope::per_head>` | Norm over each head's d_h values      | scale [d_h] shared by heads | |
+/// `qk_norm<Norm, qk_scope::full_width>` | Norm over the token's whole d-vector | scale [d] | |
+/// `forced_logit_scale`              | √κ·z/√(mean(z²) + ε) over d_h (Fig 10)  | none (κ in config) |
 ///
 /// qk-norm: Dehghani et al. 2023 (ViT-22B); Wortsman et al. 2023 §3.1.1 (per-head is the default and
 /// slightly better, Fig E.8; never a bias). Applied before RoPE.
@@ -23,6 +23,7 @@
 #include <concepts>
 #include <cstddef>
 #include <string_view>
+#include <type_traits>
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/kernels/elementwise.hpp>
@@ -45,10 +46,17 @@ namespace ballast::policies
     /// and ACCUMULATES the scale gradient. `scale_size(d, dh)` is the parameter length (0 = none).
     template <class P, class T = float>
     concept qk_policy = requires(const model_config& cfg, T* p, const T* c, std::size_t n,
-                                 const typename P::template state<T>& s) {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::scale_size(n, n) } -> std::convertible_to<std::size_t>;
-        { P::template make_state<T>(cfg) } -> std::same_as<typename P::template state<T>>;
+                                 const typename P::template state<T>& s)
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        {
+            P::scale_size(n, n)
+            } -> std::convertible_to<std::size_t>;
+        {
+            P::template make_state<T>(cfg)
+            } -> std::same_as<typename P::template state<T>>;
         P::forward(p, p, p, c, c, n, n, n, n, s);
         P::backward(p, p, c, c, c, c, c, n, n, n, n, s);
     };
@@ -70,19 +78,24 @@ namespace ballast::policies
         }
 
         template <class T>
-        static void forward(T* y, T*, T*, const T* x, const T*, std::size_t ld, std::size_t rows, std::size_t heads,
-                            std::size_t dh, const state<T>&)
+        static void forward(T* y, std::type_identity_t<T>*, std::type_identity_t<T>*,
+                            const std::type_identity_t<T>* x, const std::type_identity_t<T>*, std::size_t ld,
+                            std::size_t rows, std::size_t heads, std::size_t dh,
+                            const state<std::type_identity_t<T>>&)
         {
-            no_norm::forward(y, ld, static_cast<T*>(nullptr), static_cast<T*>(nullptr), x, ld, nullptr, nullptr, rows,
-                             heads * dh, T(0));
+            no_norm::forward(y, ld, static_cast<T*>(nullptr), static_cast<T*>(nullptr), x, ld, nullptr,
+                             nullptr, rows, heads * dh, T(0));
         }
 
         template <class T>
-        static void backward(T* dx, T*, const T* dy, const T*, const T*, const T*, const T*, std::size_t ld,
-                             std::size_t rows, std::size_t heads, std::size_t dh, const state<T>&)
+        static void backward(T* dx, std::type_identity_t<T>*, const std::type_identity_t<T>* dy,
+                             const std::type_identity_t<T>*, const std::type_identity_t<T>*,
+                             const std::type_identity_t<T>*, const std::type_identity_t<T>*, std::size_t ld,
+                             std::size_t rows, std::size_t heads, std::size_t dh,
+                             const state<std::type_identity_t<T>>&)
         {
-            no_norm::backward(dx, ld, static_cast<T*>(nullptr), static_cast<T*>(nullptr), dy, ld, nullptr, ld, nullptr,
-                              nullptr, nullptr, rows, heads * dh);
+            no_norm::backward(dx, ld, static_cast<T*>(nullptr), static_cast<T*>(nullptr), dy, ld, nullptr, ld,
+                              nullptr, nullptr, nullptr, rows, heads * dh);
         }
     };
 
@@ -90,16 +103,19 @@ namespace ballast::policies
     template <class Norm, qk_scope Scope = qk_scope::per_head>
     struct qk_norm
     {
-        static_assert(norm_policy<Norm>, "qk_norm<Norm>: Norm must be a norm policy (layer_norm or rms_norm)");
-        static_assert(Norm::has_scale, "qk_norm<Norm>: Norm must have a scale; no_norm gives no qk control, use "
-                                       "no_qk_control");
-        static_assert(!Norm::has_bias, "qk_norm<Norm>: qk-norm never has a bias (Wortsman et al. 2023 §2.1); use "
-                                       "layer_norm, not layer_norm_bias");
+        static_assert(norm_policy<Norm>,
+                      "qk_norm<Norm>: Norm must be a norm policy (layer_norm or rms_norm)");
+        static_assert(Norm::has_scale,
+                      "qk_norm<Norm>: Norm must have a scale; no_norm gives no qk control, use "
+                      "no_qk_control");
+        static_assert(!Norm::has_bias,
+                      "qk_norm<Norm>: qk-norm never has a bias (Wortsman et al. 2023 §2.1); use "
+                      "layer_norm, not layer_norm_bias");
 
         static constexpr std::string_view name =
-            Scope == qk_scope::per_head
-                ? (std::is_same_v<Norm, rms_norm> ? "qk_rms_norm_per_head" : "qk_layer_norm_per_head")
-                : (std::is_same_v<Norm, rms_norm> ? "qk_rms_norm_full_width" : "qk_layer_norm_full_width");
+          Scope == qk_scope::per_head
+            ? (std::is_same_v<Norm, rms_norm> ? "qk_rms_norm_per_head" : "qk_layer_norm_per_head")
+            : (std::is_same_v<Norm, rms_norm> ? "qk_rms_norm_full_width" : "qk_layer_norm_full_width");
         static constexpr std::size_t scale_size(std::size_t d, std::size_t dh)
         {
             return Scope == qk_scope::per_head ? dh : d;
@@ -113,19 +129,21 @@ namespace ballast::policies
         template <class T>
         static state<T> make_state(const model_config& cfg)
         {
-            return {static_cast<T>(cfg.norm_eps)};
+            return { static_cast<T>(cfg.norm_eps) };
         }
 
         template <class T>
-        static void forward(T* y, T* mean, T* rstd, const T* x, const T* scale, std::size_t ld, std::size_t rows,
-                            std::size_t heads, std::size_t dh, const state<T>& s)
+        static void forward(T* y, std::type_identity_t<T>* mean, std::type_identity_t<T>* rstd,
+                            const std::type_identity_t<T>* x, const std::type_identity_t<T>* scale,
+                            std::size_t ld, std::size_t rows, std::size_t heads, std::size_t dh,
+                            const state<std::type_identity_t<T>>& s)
         {
             if constexpr (Scope == qk_scope::per_head)
             {
                 for (std::size_t h = 0; h < heads; ++h)
                 {
-                    Norm::forward(y + h * dh, ld, mean + h * rows, rstd + h * rows, x + h * dh, ld, scale, nullptr, rows,
-                                  dh, s.eps);
+                    Norm::forward(y + h * dh, ld, mean + h * rows, rstd + h * rows, x + h * dh, ld, scale,
+                                  nullptr, rows, dh, s.eps);
                 }
             }
             else
@@ -136,21 +154,24 @@ namespace ballast::policies
 
         /// dscale accumulates over heads in head order (deterministic).
         template <class T>
-        static void backward(T* dx, T* dscale, const T* dy, const T* x, const T* scale, const T* mean, const T* rstd,
-                             std::size_t ld, std::size_t rows, std::size_t heads, std::size_t dh, const state<T>&)
+        static void backward(T* dx, std::type_identity_t<T>* dscale, const std::type_identity_t<T>* dy,
+                             const std::type_identity_t<T>* x, const std::type_identity_t<T>* scale,
+                             const std::type_identity_t<T>* mean, const std::type_identity_t<T>* rstd,
+                             std::size_t ld, std::size_t rows, std::size_t heads, std::size_t dh,
+                             const state<std::type_identity_t<T>>&)
         {
             if constexpr (Scope == qk_scope::per_head)
             {
                 for (std::size_t h = 0; h < heads; ++h)
                 {
-                    Norm::backward(dx + h * dh, ld, dscale, static_cast<T*>(nullptr), dy + h * dh, ld, x + h * dh, ld,
-                                   scale, mean + h * rows, rstd + h * rows, rows, dh);
+                    Norm::backward(dx + h * dh, ld, dscale, static_cast<T*>(nullptr), dy + h * dh, ld,
+                                   x + h * dh, ld, scale, mean + h * rows, rstd + h * rows, rows, dh);
                 }
             }
             else
             {
-                Norm::backward(dx, ld, dscale, static_cast<T*>(nullptr), dy, ld, x, ld, scale, mean, rstd, rows,
-                               heads * dh);
+                Norm::backward(dx, ld, dscale, static_cast<T*>(nullptr), dy, ld, x, ld, scale, mean, rstd,
+                               rows, heads * dh);
             }
         }
     };
@@ -178,29 +199,35 @@ namespace ballast::policies
         }
 
         template <class T>
-        static void forward(T* y, T*, T* rstd, const T* x, const T*, std::size_t ld, std::size_t rows,
-                            std::size_t heads, std::size_t dh, const state<T>& s)
+        static void forward(T* y, std::type_identity_t<T>*, std::type_identity_t<T>* rstd,
+                            const std::type_identity_t<T>* x, const std::type_identity_t<T>*, std::size_t ld,
+                            std::size_t rows, std::size_t heads, std::size_t dh,
+                            const state<std::type_identity_t<T>>& s)
         {
             for (std::size_t h = 0; h < heads; ++h)
             {
-                kernels::rms_norm_forward(y + h * dh, ld, rstd + h * rows, x + h * dh, ld, s.gain.data(), rows, dh,
-                                          s.eps);
+                kernels::rms_norm_forward(y + h * dh, ld, rstd + h * rows, x + h * dh, ld, s.gain.data(),
+                                          rows, dh, s.eps);
             }
         }
 
         template <class T>
-        static void backward(T* dx, T*, const T* dy, const T* x, const T*, const T*, const T* rstd, std::size_t ld,
-                             std::size_t rows, std::size_t heads, std::size_t dh, const state<T>& s)
+        static void backward(T* dx, std::type_identity_t<T>*, const std::type_identity_t<T>* dy,
+                             const std::type_identity_t<T>* x, const std::type_identity_t<T>*,
+                             const std::type_identity_t<T>*, const std::type_identity_t<T>* rstd,
+                             std::size_t ld, std::size_t rows, std::size_t heads, std::size_t dh,
+                             const state<std::type_identity_t<T>>& s)
         {
             for (std::size_t h = 0; h < heads; ++h)
             {
-                kernels::rms_norm_backward(dx + h * dh, ld, static_cast<T*>(nullptr), dy + h * dh, ld, x + h * dh, ld,
-                                           s.gain.data(), rstd + h * rows, rows, dh);
+                kernels::rms_norm_backward(dx + h * dh, ld, static_cast<T*>(nullptr), dy + h * dh, ld,
+                                           x + h * dh, ld, s.gain.data(), rstd + h * rows, rows, dh);
             }
         }
     };
 
-    static_assert(qk_policy<no_qk_control> && qk_policy<qk_norm<layer_norm>> && qk_policy<forced_logit_scale>);
+    static_assert(qk_policy<no_qk_control> && qk_policy<qk_norm<layer_norm>> &&
+                  qk_policy<forced_logit_scale>);
     static_assert(qk_policy<qk_norm<rms_norm, qk_scope::full_width>, double>);
 
     // ------------------------------------------------------------------------------------------------------
@@ -208,9 +235,14 @@ namespace ballast::policies
 
     /// A soft-cap policy maps logits in place and back-propagates from the capped values.
     template <class P, class T = float>
-    concept soft_cap_policy = requires(T* p, const T* c, std::size_t n, double cap) {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::active } -> std::convertible_to<bool>;
+    concept soft_cap_policy = requires(T* p, const T* c, std::size_t n, double cap)
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        {
+            P::active
+            } -> std::convertible_to<bool>;
         P::forward(p, n, cap);
         P::backward(p, c, n, cap);
     };
@@ -225,7 +257,7 @@ namespace ballast::policies
         {
         }
         template <class T>
-        static void backward(T*, const T*, std::size_t, double)
+        static void backward(T*, const std::type_identity_t<T>*, std::size_t, double)
         {
         }
     };
@@ -241,7 +273,7 @@ namespace ballast::policies
             kernels::soft_cap_forward(z, n, c);
         }
         template <class T>
-        static void backward(T* dz, const T* y, std::size_t n, double c)
+        static void backward(T* dz, const std::type_identity_t<T>* y, std::size_t n, double c)
         {
             kernels::soft_cap_backward(dz, y, n, c);
         }

@@ -30,10 +30,17 @@ namespace ballast::policies
     /// nullptr when the policy has none. Backward OVERWRITES dx (dx may alias dy) and ACCUMULATES into
     /// dscale/dbias.
     template <class P, class T = float>
-    concept norm_policy = requires(T* p, const T* c, std::size_t n, T eps) {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::has_scale } -> std::convertible_to<bool>;
-        { P::has_bias } -> std::convertible_to<bool>;
+    concept norm_policy = requires(T* p, const T* c, std::size_t n, T eps)
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        {
+            P::has_scale
+            } -> std::convertible_to<bool>;
+        {
+            P::has_bias
+            } -> std::convertible_to<bool>;
         P::forward(p, n, p, p, c, n, c, c, n, n, eps);
         P::backward(p, n, p, p, c, n, c, n, c, c, c, n, n);
     };
@@ -47,19 +54,25 @@ namespace ballast::policies
             static constexpr bool has_bias = Bias;
 
             template <class T>
-            static void forward(T* y, std::size_t ld_y, std::type_identity_t<T>* mean, std::type_identity_t<T>* rstd, const std::type_identity_t<T>* x, std::size_t ld_x, const std::type_identity_t<T>* scale,
-                                const std::type_identity_t<T>* bias, std::size_t rows, std::size_t cols, std::type_identity_t<T> eps)
+            static void forward(T* y, std::size_t ld_y, std::type_identity_t<T>* mean,
+                                std::type_identity_t<T>* rstd, const std::type_identity_t<T>* x,
+                                std::size_t ld_x, const std::type_identity_t<T>* scale,
+                                const std::type_identity_t<T>* bias, std::size_t rows, std::size_t cols,
+                                std::type_identity_t<T> eps)
             {
-                kernels::layer_norm_forward(y, ld_y, mean, rstd, x, ld_x, scale, Bias ? bias : nullptr, rows, cols, eps);
+                kernels::layer_norm_forward(y, ld_y, mean, rstd, x, ld_x, scale, Bias ? bias : nullptr, rows,
+                                            cols, eps);
             }
 
             template <class T>
-            static void backward(T* dx, std::size_t ld_dx, std::type_identity_t<T>* dscale, std::type_identity_t<T>* dbias, const std::type_identity_t<T>* dy, std::size_t ld_dy,
-                                 const std::type_identity_t<T>* x, std::size_t ld_x, const std::type_identity_t<T>* scale, const std::type_identity_t<T>* mean, const std::type_identity_t<T>* rstd,
-                                 std::size_t rows, std::size_t cols)
+            static void backward(T* dx, std::size_t ld_dx, std::type_identity_t<T>* dscale,
+                                 std::type_identity_t<T>* dbias, const std::type_identity_t<T>* dy,
+                                 std::size_t ld_dy, const std::type_identity_t<T>* x, std::size_t ld_x,
+                                 const std::type_identity_t<T>* scale, const std::type_identity_t<T>* mean,
+                                 const std::type_identity_t<T>* rstd, std::size_t rows, std::size_t cols)
             {
-                kernels::layer_norm_backward(dx, ld_dx, dscale, Bias ? dbias : nullptr, dy, ld_dy, x, ld_x, scale, mean,
-                                             rstd, rows, cols);
+                kernels::layer_norm_backward(dx, ld_dx, dscale, Bias ? dbias : nullptr, dy, ld_dy, x, ld_x,
+                                             scale, mean, rstd, rows, cols);
             }
         };
     } // namespace detail
@@ -84,16 +97,20 @@ namespace ballast::policies
         static constexpr bool has_bias = false;
 
         template <class T>
-        static void forward(T* y, std::size_t ld_y, std::type_identity_t<T>* /*mean*/, std::type_identity_t<T>* rstd, const std::type_identity_t<T>* x, std::size_t ld_x, const std::type_identity_t<T>* scale,
-                            const std::type_identity_t<T>* /*bias*/, std::size_t rows, std::size_t cols, std::type_identity_t<T> eps)
+        static void forward(T* y, std::size_t ld_y, std::type_identity_t<T>* /*mean*/,
+                            std::type_identity_t<T>* rstd, const std::type_identity_t<T>* x, std::size_t ld_x,
+                            const std::type_identity_t<T>* scale, const std::type_identity_t<T>* /*bias*/,
+                            std::size_t rows, std::size_t cols, std::type_identity_t<T> eps)
         {
             kernels::rms_norm_forward(y, ld_y, rstd, x, ld_x, scale, rows, cols, eps);
         }
 
         template <class T>
-        static void backward(T* dx, std::size_t ld_dx, std::type_identity_t<T>* dscale, std::type_identity_t<T>* /*dbias*/, const std::type_identity_t<T>* dy, std::size_t ld_dy,
-                             const std::type_identity_t<T>* x, std::size_t ld_x, const std::type_identity_t<T>* scale, const std::type_identity_t<T>* /*mean*/, const std::type_identity_t<T>* rstd,
-                             std::size_t rows, std::size_t cols)
+        static void backward(T* dx, std::size_t ld_dx, std::type_identity_t<T>* dscale,
+                             std::type_identity_t<T>* /*dbias*/, const std::type_identity_t<T>* dy,
+                             std::size_t ld_dy, const std::type_identity_t<T>* x, std::size_t ld_x,
+                             const std::type_identity_t<T>* scale, const std::type_identity_t<T>* /*mean*/,
+                             const std::type_identity_t<T>* rstd, std::size_t rows, std::size_t cols)
         {
             kernels::rms_norm_backward(dx, ld_dx, dscale, dy, ld_dy, x, ld_x, scale, rstd, rows, cols);
         }
@@ -107,8 +124,10 @@ namespace ballast::policies
         static constexpr bool has_bias = false;
 
         template <class T>
-        static void forward(T* y, std::size_t ld_y, std::type_identity_t<T>*, std::type_identity_t<T>*, const std::type_identity_t<T>* x, std::size_t ld_x, const std::type_identity_t<T>*, const std::type_identity_t<T>*,
-                            std::size_t rows, std::size_t cols, std::type_identity_t<T>)
+        static void forward(T* y, std::size_t ld_y, std::type_identity_t<T>*, std::type_identity_t<T>*,
+                            const std::type_identity_t<T>* x, std::size_t ld_x,
+                            const std::type_identity_t<T>*, const std::type_identity_t<T>*, std::size_t rows,
+                            std::size_t cols, std::type_identity_t<T>)
         {
             for (std::size_t r = 0; r < rows; ++r)
             {
@@ -120,8 +139,11 @@ namespace ballast::policies
         }
 
         template <class T>
-        static void backward(T* dx, std::size_t ld_dx, std::type_identity_t<T>*, std::type_identity_t<T>*, const std::type_identity_t<T>* dy, std::size_t ld_dy, const std::type_identity_t<T>*, std::size_t,
-                             const std::type_identity_t<T>*, const std::type_identity_t<T>*, const std::type_identity_t<T>*, std::size_t rows, std::size_t cols)
+        static void backward(T* dx, std::size_t ld_dx, std::type_identity_t<T>*, std::type_identity_t<T>*,
+                             const std::type_identity_t<T>* dy, std::size_t ld_dy,
+                             const std::type_identity_t<T>*, std::size_t, const std::type_identity_t<T>*,
+                             const std::type_identity_t<T>*, const std::type_identity_t<T>*, std::size_t rows,
+                             std::size_t cols)
         {
             for (std::size_t r = 0; r < rows; ++r)
             {

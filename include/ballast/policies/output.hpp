@@ -15,9 +15,14 @@
 namespace ballast::policies
 {
     template <class P>
-    concept output_loss_policy = requires(const model_config& cfg) {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::zloss_coef(cfg) } -> std::convertible_to<double>;
+    concept output_loss_policy = requires(const model_config& cfg)
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        {
+            P::zloss_coef(cfg)
+            } -> std::convertible_to<double>;
     };
 
     /// Plain next-token cross-entropy (the null policy).

@@ -4,11 +4,13 @@
 /// @file
 /// Parameterisation family: initialisation, per-tensor LR multipliers and the attention scale.
 ///
-/// | policy           | init (std)                                      | LR multiplier of a linear layer | s        | queries |
+/// | policy           | init (std)                                      | LR multiplier of a linear layer | s
+/// | queries |
 /// |------------------|--------------------------------------------------|---------------------------------|----------|---------|
-/// | `standard_param` | embed 1/√d; matrices trunc. normal 1/√fan_in     | 1                               | 1/√d_h   | random  |
-/// | `mup_simple`     | as standard                                      | base_fan_in/fan_in = base/d     | 1/√d_h   | random  |
-/// | `mup_full`       | as standard; head √base_fan_in/fan_in = √base/d  | base/d                          | 1/d_h    | zero    |
+/// | `standard_param` | embed 1/√d; matrices trunc. normal 1/√fan_in     | 1                               |
+/// 1/√d_h   | random  | | `mup_simple`     | as standard                                      |
+/// base_fan_in/fan_in = base/d     | 1/√d_h   | random  | | `mup_full`       | as standard; head
+/// √base_fan_in/fan_in = √base/d  | base/d                          | 1/d_h    | zero    |
 ///
 /// Wortsman et al. 2023 §3.2.4 (µParam simple and full, after Yang et al. 2022, arXiv:2203.03466).
 /// "Linear layer" includes the output head (µP for Adam scales it too; the paper leaves it open); the
@@ -40,29 +42,40 @@ namespace ballast::policies
     {
         switch (r)
         {
-        case param_role::embedding:
-            return "embedding";
-        case param_role::position:
-            return "position";
-        case param_role::matrix:
-            return "matrix";
-        case param_role::head:
-            return "head";
-        case param_role::scale:
-            return "scale";
-        case param_role::bias:
-            return "bias";
+            case param_role::embedding:
+                return "embedding";
+            case param_role::position:
+                return "position";
+            case param_role::matrix:
+                return "matrix";
+            case param_role::head:
+                return "head";
+            case param_role::scale:
+                return "scale";
+            case param_role::bias:
+                return "bias";
         }
         return "?";
     }
 
     template <class P>
-    concept param_policy = requires(const model_config& cfg, param_role r, std::size_t fan_in) {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::init_std(r, fan_in, cfg) } -> std::convertible_to<double>;
-        { P::lr_multiplier(r, fan_in, cfg) } -> std::convertible_to<double>;
-        { P::attention_scale(cfg) } -> std::convertible_to<double>;
-        { P::zero_queries } -> std::convertible_to<bool>;
+    concept param_policy = requires(const model_config& cfg, param_role r, std::size_t fan_in)
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        {
+            P::init_std(r, fan_in, cfg)
+            } -> std::convertible_to<double>;
+        {
+            P::lr_multiplier(r, fan_in, cfg)
+            } -> std::convertible_to<double>;
+        {
+            P::attention_scale(cfg)
+            } -> std::convertible_to<double>;
+        {
+            P::zero_queries
+            } -> std::convertible_to<bool>;
     };
 
     /// Standard parameterisation (the paper's default).
@@ -76,14 +89,14 @@ namespace ballast::policies
         {
             switch (r)
             {
-            case param_role::embedding:
-            case param_role::position:
-                return 1.0 / std::sqrt(static_cast<double>(cfg.d_model));
-            case param_role::matrix:
-            case param_role::head:
-                return 1.0 / std::sqrt(static_cast<double>(fan_in));
-            default:
-                return 0.0;
+                case param_role::embedding:
+                case param_role::position:
+                    return 1.0 / std::sqrt(static_cast<double>(cfg.d_model));
+                case param_role::matrix:
+                case param_role::head:
+                    return 1.0 / std::sqrt(static_cast<double>(fan_in));
+                default:
+                    return 0.0;
             }
         }
         static double lr_multiplier(param_role, std::size_t, const model_config&) { return 1.0; }
@@ -118,7 +131,10 @@ namespace ballast::policies
             }
             return standard_param::init_std(r, fan_in, cfg);
         }
-        static double attention_scale(const model_config& cfg) { return 1.0 / static_cast<double>(cfg.head_dim()); }
+        static double attention_scale(const model_config& cfg)
+        {
+            return 1.0 / static_cast<double>(cfg.head_dim());
+        }
     };
 
     static_assert(param_policy<standard_param> && param_policy<mup_simple> && param_policy<mup_full>);

@@ -11,15 +11,18 @@
 /// };
 /// @endcode
 ///
-/// | set              | norm            | position | qk                      | attn cap | loss    | out cap | param      | bias | head   |
+/// | set              | norm            | position | qk                      | attn cap | loss    | out cap |
+/// param      | bias | head   |
 /// |------------------|-----------------|----------|-------------------------|----------|---------|---------|------------|------|--------|
-/// | `paper_default`  | layer_norm      | rope     | qk LayerNorm per head   | none     | z_loss  | none    | standard   | no   | untied |
-/// | `paper_baseline` | layer_norm      | rope     | none                    | none     | z_loss  | none    | standard   | no   | untied |
-/// | `no_zloss`       | layer_norm      | rope     | qk LayerNorm per head   | none     | CE      | none    | standard   | no   | untied |
-/// | `gpt2_like`      | layer_norm_bias | learned  | none                    | none     | CE      | none    | standard   | yes  | tied   |
-/// | `mup_recipe`     | layer_norm      | rope     | qk LayerNorm per head   | none     | z_loss  | none    | mup_simple | no   | untied |
-/// | `mup_full_recipe`| layer_norm      | rope     | qk LayerNorm per head   | none     | z_loss  | none    | mup_full   | no   | untied |
-/// | `soft_capped`    | rms_norm        | rope     | none                    | tanh     | z_loss  | tanh    | standard   | no   | untied |
+/// | `paper_default`  | layer_norm      | rope     | qk LayerNorm per head   | none     | z_loss  | none    |
+/// standard   | no   | untied | | `paper_baseline` | layer_norm      | rope     | none                    |
+/// none     | z_loss  | none    | standard   | no   | untied | | `no_zloss`       | layer_norm      | rope |
+/// qk LayerNorm per head   | none     | CE      | none    | standard   | no   | untied | | `gpt2_like`      |
+/// layer_norm_bias | learned  | none                    | none     | CE      | none    | standard   | yes  |
+/// tied   | | `mup_recipe`     | layer_norm      | rope     | qk LayerNorm per head   | none     | z_loss  |
+/// none    | mup_simple | no   | untied | | `mup_full_recipe`| layer_norm      | rope     | qk LayerNorm per
+/// head   | none     | z_loss  | none    | mup_full   | no   | untied | | `soft_capped`    | rms_norm | rope
+/// | none                    | tanh     | z_loss  | tanh    | standard   | no   | untied |
 ///
 /// All use GELU (tanh form) and the paper's defaults for every number (model_config).
 
@@ -37,24 +40,28 @@ namespace ballast
 {
     /// A complete policy set: every slot present and each a model of its family's concept.
     template <class S>
-    concept policy_set = requires {
-        { S::name } -> std::convertible_to<std::string_view>;
-    } && policies::norm_policy<typename S::norm> && policies::position_policy<typename S::position> &&
-                         policies::qk_policy<typename S::qk> && policies::soft_cap_policy<typename S::attention_cap> &&
-                         policies::output_loss_policy<typename S::output_loss> &&
-                         policies::soft_cap_policy<typename S::output_cap> &&
-                         policies::param_policy<typename S::parameterisation> &&
-                         policies::bias_policy<typename S::bias> && policies::head_policy<typename S::head> &&
-                         policies::activation_policy<typename S::activation>;
+    concept policy_set = requires
+    {
+        {
+            S::name
+            } -> std::convertible_to<std::string_view>;
+    }
+    &&policies::norm_policy<typename S::norm>&& policies::position_policy<typename S::position>&&
+      policies::qk_policy<typename S::qk>&& policies::soft_cap_policy<typename S::attention_cap>&&
+        policies::output_loss_policy<typename S::output_loss>&&
+          policies::soft_cap_policy<typename S::output_cap>&&
+            policies::param_policy<typename S::parameterisation>&& policies::bias_policy<typename S::bias>&&
+              policies::head_policy<typename S::head>&& policies::activation_policy<typename S::activation>;
 
     /// Combinations that compile but make no sense fail here with a readable message.
     template <policy_set S>
     struct policy_set_checks
     {
-        static_assert(!S::head::tied || std::is_same_v<typename S::parameterisation, policies::standard_param>,
-                      "policy set: tied_head needs standard_param. µParam gives the head and the embedding different "
-                      "LR multipliers (and mup_full a different init), which one tied tensor cannot have; use "
-                      "untied_head");
+        static_assert(
+          !S::head::tied || std::is_same_v<typename S::parameterisation, policies::standard_param>,
+          "policy set: tied_head needs standard_param. µParam gives the head and the embedding different "
+          "LR multipliers (and mup_full a different init), which one tied tensor cannot have; use "
+          "untied_head");
         static constexpr bool ok = true;
     };
 

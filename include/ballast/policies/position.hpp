@@ -12,7 +12,8 @@
 ///
 /// RoPE: Su et al. 2021 (arXiv:2104.09864), rotate-half pairing (i, i + d_h/2) as in GPT-NeoX/LLaMA:
 /// θ_i = base^(−2i/d_h), angle = t·θ_i, (x_i, x_j) → (x_i cos − x_j sin, x_j cos + x_i sin).
-/// Laws (tested): rotation preserves norms; the backward is the inverse rotation; `no_position` is the identity.
+/// Laws (tested): rotation preserves norms; the backward is the inverse rotation; `no_position` is the
+/// identity.
 
 #include <cmath>
 #include <concepts>
@@ -28,10 +29,17 @@ namespace ballast::policies
     /// on the embedding (`embed_forward`/`embed_backward`) and on q/k (`rotate`). Unused hooks are empty.
     template <class P, class T = float>
     concept position_policy = requires(const model_config& cfg, typename P::template state<T>& s, T* p,
-                                       const T* c, std::size_t n, bool inverse) {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::has_table } -> std::convertible_to<bool>;
-        { P::template make_state<T>(cfg) } -> std::same_as<typename P::template state<T>>;
+                                       const T* c, std::size_t n, bool inverse)
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        {
+            P::has_table
+            } -> std::convertible_to<bool>;
+        {
+            P::template make_state<T>(cfg)
+            } -> std::same_as<typename P::template state<T>>;
         P::embed_forward(p, c, n, n, n);
         P::embed_backward(p, c, n, n, n);
         P::rotate(p, n, n, n, n, n, s, inverse);
@@ -64,7 +72,8 @@ namespace ballast::policies
             {
                 for (std::size_t i = 0; i < s.half; ++i)
                 {
-                    const double theta = std::pow(cfg.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(dh));
+                    const double theta =
+                      std::pow(cfg.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(dh));
                     const double angle = static_cast<double>(t) * theta;
                     s.cos[t * s.half + i] = static_cast<T>(std::cos(angle));
                     s.sin[t * s.half + i] = static_cast<T>(std::sin(angle));
@@ -85,8 +94,8 @@ namespace ballast::policies
         /// Rotate `heads` head vectors of width dh in each of batch·seq rows (row stride ld; row r is at
         /// position r % seq). `inverse` rotates by −angle, which is the backward of the forward rotation.
         template <class T>
-        static void rotate(T* x, std::size_t ld, std::size_t batch, std::size_t seq, std::size_t heads, std::size_t dh,
-                           const state<T>& s, bool inverse)
+        static void rotate(T* x, std::size_t ld, std::size_t batch, std::size_t seq, std::size_t heads,
+                           std::size_t dh, const state<T>& s, bool inverse)
         {
             const std::size_t half = dh / 2;
             const T sign = inverse ? T(-1) : T(1);
@@ -158,7 +167,8 @@ namespace ballast::policies
         }
 
         template <class T>
-        static void rotate(T*, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, const state<T>&, bool)
+        static void rotate(T*, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
+                           const state<T>&, bool)
         {
         }
     };

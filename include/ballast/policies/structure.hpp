@@ -15,9 +15,14 @@ namespace ballast::policies
     /// Bias family: `no_bias` (PaLM and the paper: no biases anywhere) or `with_bias` (GPT-2: biases on
     /// the qkv, attention-out, MLP-up and MLP-down layers).
     template <class P>
-    concept bias_policy = requires {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::enabled } -> std::convertible_to<bool>;
+    concept bias_policy = requires
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        {
+            P::enabled
+            } -> std::convertible_to<bool>;
     };
     struct no_bias
     {
@@ -32,9 +37,14 @@ namespace ballast::policies
 
     /// Head family: `untied_head` (the paper: a separate [V, d] head) or `tied_head` (logits = f·embedᵀ).
     template <class P>
-    concept head_policy = requires {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::tied } -> std::convertible_to<bool>;
+    concept head_policy = requires
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        {
+            P::tied
+            } -> std::convertible_to<bool>;
     };
     struct untied_head
     {
@@ -49,9 +59,14 @@ namespace ballast::policies
 
     /// Activation family for the MLP: GELU in the tanh form (GPT-2, Flax's default `nn.gelu`) or erf form.
     template <class P>
-    concept activation_policy = requires {
-        { P::name } -> std::convertible_to<std::string_view>;
-        { P::form } -> std::convertible_to<kernels::gelu_form>;
+    concept activation_policy = requires
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        {
+            P::form
+            } -> std::convertible_to<kernels::gelu_form>;
     };
     struct gelu_tanh
     {
