@@ -10,7 +10,7 @@ packages=(g++ cmake ninja-build libxtensor-dev libxsimd-dev libboost-dev nlohman
 for group in "$@"; do
     case "$group" in
     bench) packages+=(libbenchmark-dev libopenblas-dev) ;;
-    study) packages+=(fortunes python3 python3-matplotlib) ;;
+    study) packages+=(fortunes) ;;
     fixtures) packages+=(python3 python3-numpy python3-torch) ;;
     *) echo "setup.sh: unknown group '$group' (known: bench, study, fixtures)" >&2; exit 2 ;;
     esac
