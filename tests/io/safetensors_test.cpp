@@ -8,6 +8,8 @@
 
 #include <ballast/io/safetensors.hpp>
 
+#include "support/temp_dir.hpp"
+
 namespace
 {
     const std::filesystem::path fixture =
@@ -181,8 +183,8 @@ TEST_CASE("safetensors_writer rejects duplicate names", "[io][safetensors][error
 
 TEST_CASE("safetensors write is atomic and leaves no temporary behind", "[io][safetensors]")
 {
-    const auto dir = std::filesystem::temp_directory_path() / "ballast_safetensors_test";
-    std::filesystem::create_directories(dir);
+    const ballast::test::temp_dir tmp("safetensors");
+    const auto& dir = tmp.path();
     const auto path = dir / "w.safetensors";
     ballast::io::safetensors_writer w;
     const float x[] = { 1, 2, 3 };
@@ -197,5 +199,4 @@ TEST_CASE("safetensors write is atomic and leaves no temporary behind", "[io][sa
         ++files;
     }
     CHECK(files == 1);
-    std::filesystem::remove_all(dir);
 }

@@ -9,6 +9,7 @@
 #include <ballast/model/transformer.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/temp_dir.hpp"
 #include "support/tolerance.hpp"
 
 namespace
@@ -325,8 +326,8 @@ TEST_CASE("bad configs and inputs are refused with clear messages", "[model][err
 
 TEST_CASE("weights round-trip through safetensors and bad files are refused", "[model][io]")
 {
-    const auto dir = std::filesystem::temp_directory_path() / "ballast_model_io_test";
-    std::filesystem::create_directories(dir);
+    const ballast::test::temp_dir tmp("model_io");
+    const auto& dir = tmp.path();
     const auto cfg = tiny_config();
     ballast::transformer<ballast::paper_default, float> a(cfg), b(cfg);
     a.init(3);
@@ -345,5 +346,4 @@ TEST_CASE("weights round-trip through safetensors and bad files are refused", "[
     wide.d_model = 16;
     ballast::transformer<ballast::paper_default, float> w16(wide);
     CHECK_THROWS_WITH(w16.load(dir / "w.safetensors"), Catch::Contains("expected [11, 16]"));
-    std::filesystem::remove_all(dir);
 }

@@ -8,19 +8,12 @@
 
 #include <ballast/train/tokens.hpp>
 
-namespace
-{
-    std::filesystem::path temp_dir()
-    {
-        const auto d = std::filesystem::temp_directory_path() / "ballast_tokens_test";
-        std::filesystem::create_directories(d);
-        return d;
-    }
-} // namespace
+#include "support/temp_dir.hpp"
 
 TEST_CASE("token files round-trip and text is tokenised byte by byte", "[train][tokens]")
 {
-    const auto dir = temp_dir();
+    const ballast::test::temp_dir tmp("tokens");
+    const auto& dir = tmp.path();
     const std::vector<std::uint16_t> tokens = { 0, 1, 255, 256, 65535, 7 };
     ballast::write_token_file(dir / "t.bin", tokens);
     const ballast::token_file f(dir / "t.bin");
@@ -30,12 +23,12 @@ TEST_CASE("token files round-trip and text is tokenised byte by byte", "[train][
 
     std::ofstream(dir / "t.txt") << "h\xc3\xa9!"; // UTF-8 é is two bytes
     CHECK(ballast::load_tokens(dir / "t.txt") == std::vector<std::uint16_t>{ 'h', 0xc3, 0xa9, '!' });
-    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("corrupt or truncated token files are refused with a clear message", "[train][tokens][errors]")
 {
-    const auto dir = temp_dir();
+    const ballast::test::temp_dir tmp("tokens");
+    const auto& dir = tmp.path();
     const std::vector<std::uint16_t> tokens(100, 3);
     ballast::write_token_file(dir / "t.bin", tokens);
     std::filesystem::resize_file(dir / "t.bin", 1024 + 150);
@@ -46,5 +39,4 @@ TEST_CASE("corrupt or truncated token files are refused with a clear message", "
     std::ofstream(dir / "bad.bin") << std::string(2000, 'x');
     CHECK_THROWS_WITH(ballast::token_file(dir / "bad.bin"), Catch::Contains("not a token file"));
     CHECK_THROWS_WITH(ballast::token_file(dir / "missing.bin"), Catch::Contains("cannot open"));
-    std::filesystem::remove_all(dir);
 }
