@@ -16,5 +16,5 @@ ctest --preset release -j "$jobs"
 if [ "${BALLAST_SKIP_SANITIZE:-0}" != 1 ]; then
     cmake --preset sanitize >/dev/null
     cmake --build --preset sanitize -j "$jobs" --target ballast_tests
-    ctest --preset sanitize -j "$jobs" -R '^ballast: '
+    ctest --preset sanitize -j "$jobs" -R '^ballast:'
 fi

@@ -76,6 +76,8 @@ TEMPLATE_LIST_TEST_CASE("full-model gradient matches central finite differences 
                         "[model][gradcheck]", all_policy_sets)
 {
     INFO("policy set " << TestType::name);
+    ballast::thread_scope serial(1); // thousands of tiny passes: thread wake-ups would dominate; threads are
+                                     // covered by the determinism test below
     ballast::transformer<TestType, double> model(tiny_config());
     randomise(model, 7);
     const auto data = make_batch(model.config().vocab, 3);

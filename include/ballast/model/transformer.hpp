@@ -82,6 +82,9 @@ namespace ballast
         static constexpr bool tied = P::head::tied;
         static constexpr kernels::gelu_form gelu = P::activation::form;
         static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
+        /// Attention runs (batch, head) pairs in parallel only above this many multiply-adds per layer:
+        /// below it, waking the thread team costs more than the work (tiny test models).
+        static constexpr std::size_t attention_parallel_work = 1u << 15;
 
         /// Build the parameter layout for `cfg` (validated; throws ballast::error naming the bad field).
         /// Parameters start at zero: call init(seed) or load(path).
@@ -585,7 +588,7 @@ namespace ballast
             T* att = m_act.att.data() + l * n * d;
             const double cap = m_cfg.attn_soft_cap;
             const std::ptrdiff_t pairs = static_cast<std::ptrdiff_t>(batch * H);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
             for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
             {
                 const std::size_t bi = static_cast<std::size_t>(bh) / H, h = static_cast<std::size_t>(bh) % H;
@@ -721,7 +724,7 @@ namespace ballast
             T* scratch = m_act.dscratch.data();
             const double cap = m_cfg.attn_soft_cap;
             const std::ptrdiff_t pairs = static_cast<std::ptrdiff_t>(batch * H);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
             for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
             {
                 const std::size_t bi = static_cast<std::size_t>(bh) / H, h = static_cast<std::size_t>(bh) % H;
