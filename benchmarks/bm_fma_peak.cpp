@@ -12,8 +12,9 @@ namespace
 {
     /// Independent accumulators: >= latency (4) × FMA pipes (2), like the GEMM micro-kernel's 12.
     constexpr std::size_t chains = 12;
-    /// FMA steps per chain per iteration: ~1.5 M cycles per thread, so the team fork is noise.
-    constexpr std::size_t steps = 1 << 18;
+    /// FMA steps per chain per iteration: 2^21 · 12 FMAs / 2 per cycle ~ 12.6 M cycles (~3.5 ms) per thread,
+    /// so waking the second thread (up to a time slice on a loaded host) is amortised.
+    constexpr std::size_t steps = std::size_t(1) << 21;
 
     template <class T>
     T fma_chains(T seed)

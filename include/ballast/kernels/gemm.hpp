@@ -13,19 +13,21 @@
 ///   tn: C(M×N) = A(K×M)ᵀ·B(K×N)        lda >= M, ldb >= N
 ///   ldc >= N always. L = SIMD lanes of T; MR×NR = micro-tile; MC, KC, NC = cache blocks.
 ///
-/// Loop nest (outermost first), one OpenMP team (`#pragma omp parallel`, static split) for the whole call:
+/// Loop nest (outermost first), one OpenMP team (`#pragma omp parallel`, static split) for the whole call.
+/// Each thread owns a contiguous, even share of the MR-row slivers of C and runs, without ever waiting
+/// for another thread (no barrier inside the call, only the join):
 ///   jc: N in blocks of NC
-///     round: a group of K blocks (all of K unless the packed B would exceed gemm_pack_b_budget)
-///       team packs B[round, jc] into NR-column slivers (k-major: NR values per k), each thread a static
-///       share of the (K block, sliver) pairs, then ONE barrier (the packed B is shared, read-only)
-///       pc: K blocks of KC in increasing order (fixed K-blocking order → fixed summation order)
-///         each thread, over ITS OWN rows of C (static, even split of the MR-row slivers of M):
-///           ic: rows in blocks of <= MC       (packed A block MC×KC lives in L2, per thread)
-///             pack A[ic, pc] into MR-row slivers (k-major: MR values per k)
-///             jr: NR-column slivers of B[pc]  (one KC×NR B sliver stays in L1 across ir; the KC×NC
-///                                              block B[pc] is re-read from L3 by every ic block)
-///               ir: MR-row slivers of the A block → micro-kernel: MR×NR tile (+)= A sliver · B sliver
-/// So a model-shape call has exactly one barrier plus the join, whatever K is.
+///     pc: K in blocks of KC, in increasing order (fixed K-blocking order → fixed summation order)
+///       pack B[pc, jc] into NR-column slivers (k-major: NR values per k), private to the thread
+///                                            (KC×NC block in L3; every thread packs its own copy)
+///       ic: the thread's rows in blocks of <= MC (packed A block MC×KC lives in L2)
+///         pack A[ic, pc] into MR-row slivers (k-major: MR values per k)
+///         jr: NR-column slivers of B[pc]     (one KC×NR B sliver stays in L1 across ir)
+///           ir: MR-row slivers of the A block → micro-kernel: MR×NR tile (+)= A sliver · B sliver
+/// Private B packing costs each thread a copy of B (K·N loads/stores against 2·(M/threads)·N·K flops:
+/// ~1.5% at M = 2048, 2 threads), but a shared B needs a barrier after packing, and on a loaded host a
+/// barrier costs up to a scheduler time slice whenever the partner thread is preempted (measured:
+/// 2-thread 2048×256×256 ran at 1/3 of the 1-thread rate with shared B under load).
 /// Packing absorbs the transposes, so nn, nt and tn share one micro-kernel; packing also zero-pads
 /// edge slivers, and edge tiles go through a small MR×NR scratch tile, so any M, N, K, alignment and
 /// leading dimension works.
@@ -40,7 +42,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstdint>
 #include <type_traits>
 
 #include <omp.h>
@@ -85,21 +86,16 @@ namespace ballast::kernels
         static constexpr std::size_t mc = sizeof(T) == 4 ? 240 : 120;
 
         /// N block: the packed B block KC×NC = 256·4096·4 B = 4 MiB (float) sits in the 32 MiB L3 and is
-        /// re-read by every MC block of every thread. Covers every model width (<= 4·768 = 3072) in one
-        /// block, so B is packed exactly once per call and read from L3 afterwards. Multiple of NR.
+        /// re-read by every MC block of the thread. Covers every model width (<= 4·768 = 3072) in one
+        /// block, so each thread packs B once per call. Multiple of NR.
         static constexpr std::size_t nc = sizeof(T) == 4 ? 4096 : 2048;
 
         static_assert(mc % mr == 0 && nc % nr == 0, "cache blocks must be whole micro-tiles");
     };
 
     /// Below this many multiply-adds (M·N·K) the call runs on one thread: ~2^19 MACs take ~15 µs on one
-    /// core, and forking the team, the packing barrier and the join would eat most of the gain.
+    /// core, and forking and joining the team would eat most of the gain.
     inline constexpr std::size_t gemm_parallel_min_macs = std::size_t(1) << 19;
-
-    /// Upper bound (bytes) of the packed B buffer: K blocks are packed in rounds of at most this size (a
-    /// round is packed by the whole team between two barriers). 32 MiB holds the largest model operand
-    /// (2048×3072 floats = 24 MiB) in one round; larger B (e.g. a vocabulary projection) takes several.
-    inline constexpr std::size_t gemm_pack_b_budget = std::size_t(32) << 20;
 
     namespace detail
     {
@@ -312,15 +308,8 @@ namespace ballast::kernels
             const std::size_t b_ks = layout == gemm_layout::nt ? 1 : ldb; // step in k
 
             const std::size_t m_slivers = (M + MR - 1) / MR;
-            const std::size_t nc_max = std::min(N, NC);
+            const std::size_t n_pad_max = (std::min(N, NC) + NR - 1) / NR * NR;
             const std::size_t kc_max = std::min(K, KC);
-            // Shared packed B (one round), owned by the calling thread (= thread 0 of the team).
-            const std::size_t n_pad_max = (nc_max + NR - 1) / NR * NR;
-            // K blocks packed per round: all of K if the packed B stays within gemm_pack_b_budget bytes.
-            const std::size_t kb_per_round =
-              std::max<std::size_t>(1, gemm_pack_b_budget / (KC * n_pad_max * sizeof(T)));
-            const std::size_t k_round = std::min(K, kb_per_round * KC);
-            T* const b_pack = gemm_scratch<T, 1>(k_round * n_pad_max);
 
             int team = 1;
             if (!omp_in_parallel() && M * N * K >= gemm_parallel_min_macs)
@@ -340,47 +329,25 @@ namespace ballast::kernels
                 // Even MC blocks over those rows (whole slivers, <= MC each).
                 const std::size_t n_ic = (my_rows + MC - 1) / MC;
                 const std::size_t mc_step = n_ic == 0 ? MC : ((my_rows + n_ic - 1) / n_ic + MR - 1) / MR * MR;
-                T* const a_pack = gemm_scratch<T, 0>(std::min(MC, mc_step) * kc_max);
-
-                bool first_round = true;
-                for (std::size_t jc = 0; jc < N; jc += NC)
+                if (my_rows > 0)
                 {
-                    const std::size_t nc = std::min(NC, N - jc);
-                    const std::size_t n_slivers = (nc + NR - 1) / NR;
-                    const std::size_t n_pad = n_slivers * NR;
-                    // The team packs a whole group of K blocks of this N block up front (block pc at
-                    // b_pack + (pc − p_begin)·n_pad, sliver s of it at + s·NR·kc), then computes them:
-                    // two barriers per group instead of two per K block. Under load a barrier can cost a
-                    // scheduler time slice when the partner thread is preempted, so barriers, not packing,
-                    // dominated 2-thread time. For every model shape one group covers all of K.
-                    for (std::size_t p_begin = 0; p_begin < K; p_begin += kb_per_round * KC)
+                    // Private packed buffers: no thread ever waits for another inside the call.
+                    T* const a_pack = gemm_scratch<T, 0>(std::min(MC, mc_step) * kc_max);
+                    T* const b_pack = gemm_scratch<T, 1>(kc_max * n_pad_max);
+                    for (std::size_t jc = 0; jc < N; jc += NC)
                     {
-                        const std::size_t p_end = std::min(K, p_begin + kb_per_round * KC);
-                        if (!first_round)
-                        {
-#pragma omp barrier
-                        }
-                        first_round = false;
-                        const std::size_t n_kb = (p_end - p_begin + KC - 1) / KC;
-                        const std::size_t q0 = n_kb * n_slivers * tid / nt;
-                        const std::size_t q1 = n_kb * n_slivers * (tid + 1) / nt;
-                        for (std::size_t q = q0; q < q1; ++q) // q = (K block, sliver): a static even share
-                        {
-                            const std::size_t pc = p_begin + (q / n_slivers) * KC;
-                            const std::size_t s = q % n_slivers;
-                            const std::size_t kc = std::min(KC, K - pc);
-                            const std::size_t j = jc + s * NR;
-                            gemm_pack_sliver<NR>(B + j * b_js + pc * b_ks, b_js, b_ks, kc,
-                                                 std::min(NR, N - j),
-                                                 b_pack + (pc - p_begin) * n_pad + s * NR * kc);
-                        }
-#pragma omp barrier
-                        for (std::size_t pc = p_begin; pc < p_end; pc += KC)
+                        const std::size_t nc = std::min(NC, N - jc);
+                        const std::size_t n_slivers = (nc + NR - 1) / NR;
+                        for (std::size_t pc = 0; pc < K; pc += KC)
                         {
                             const std::size_t kc = std::min(KC, K - pc);
                             const bool accumulate = beta_one || pc > 0;
-                            const T* const b_block = b_pack + (pc - p_begin) * n_pad;
-
+                            for (std::size_t s = 0; s < n_slivers; ++s)
+                            {
+                                const std::size_t j = jc + s * NR;
+                                gemm_pack_sliver<NR>(B + j * b_js + pc * b_ks, b_js, b_ks, kc,
+                                                     std::min(NR, N - j), b_pack + s * NR * kc);
+                            }
                             for (std::size_t ic = row0; ic < row1; ic += mc_step)
                             {
                                 const std::size_t mc = std::min(mc_step, row1 - ic);
@@ -395,7 +362,7 @@ namespace ballast::kernels
                                 {
                                     const std::size_t j = jc + sj * NR;
                                     const std::size_t n = std::min(NR, N - j);
-                                    const T* bs = b_block + sj * NR * kc;
+                                    const T* bs = b_pack + sj * NR * kc;
                                     for (std::size_t si = 0; si < mc_slivers; ++si)
                                     {
                                         const std::size_t i = ic + si * MR;
