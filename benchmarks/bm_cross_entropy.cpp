@@ -12,16 +12,14 @@
 #include <ballast/core/aligned.hpp>
 #include <ballast/kernels/cross_entropy.hpp>
 
+#include "support.hpp"
+
 namespace
 {
     namespace bk = ballast::kernels;
 
-    struct simd
-    {
-    };
-    struct ref
-    {
-    };
+    using ballast::bench::ref;
+    using ballast::bench::simd;
 
     struct problem
     {

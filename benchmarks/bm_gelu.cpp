@@ -13,17 +13,15 @@
 #include <ballast/kernels/gelu.hpp>
 #include <ballast/kernels/ref/gelu.hpp>
 
+#include "support.hpp"
+
 namespace
 {
     namespace bk = ballast::kernels;
     using form = bk::gelu_form;
 
-    struct simd
-    {
-    };
-    struct ref
-    {
-    };
+    using ballast::bench::ref;
+    using ballast::bench::simd;
 
     /// Pre-activations of a trained MLP are roughly N(0, 1); uniform [-4, 4) covers both tails.
     struct gelu_data

@@ -14,16 +14,14 @@
 #include <ballast/kernels/norm.hpp>
 #include <ballast/kernels/ref/norm.hpp>
 
+#include "support.hpp"
+
 namespace
 {
     namespace bk = ballast::kernels;
 
-    struct simd
-    {
-    };
-    struct ref
-    {
-    };
+    using ballast::bench::ref;
+    using ballast::bench::simd;
 
     /// Inputs and outputs of one norm call, filled deterministically.
     struct norm_data

@@ -10,28 +10,16 @@
 #include <ballast/core/aligned.hpp>
 #include <ballast/kernels/elementwise.hpp>
 
+#include "support.hpp"
+
 namespace
 {
     namespace bk = ballast::kernels;
 
-    struct simd
-    {
-    };
-    struct ref
-    {
-    };
+    using ballast::bench::ref;
+    using ballast::bench::simd;
 
-    ballast::aligned_vector<float> random_buffer(std::size_t n, unsigned seed, float lo, float hi)
-    {
-        std::mt19937 g(seed);
-        std::uniform_real_distribution<float> d(lo, hi);
-        ballast::aligned_vector<float> v(n);
-        for (auto& x : v)
-        {
-            x = d(g);
-        }
-        return v;
-    }
+    using ballast::bench::random_buffer;
 
     template <class Impl>
     void BM_adamw(benchmark::State& st)

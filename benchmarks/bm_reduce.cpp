@@ -9,28 +9,16 @@
 #include <ballast/core/aligned.hpp>
 #include <ballast/kernels/reduce.hpp>
 
+#include "support.hpp"
+
 namespace
 {
     namespace bk = ballast::kernels;
 
-    struct simd
-    {
-    };
-    struct ref
-    {
-    };
+    using ballast::bench::ref;
+    using ballast::bench::simd;
 
-    ballast::aligned_vector<float> random_buffer(std::size_t n, unsigned seed)
-    {
-        std::mt19937 g(seed);
-        std::uniform_real_distribution<float> d(-1.f, 1.f);
-        ballast::aligned_vector<float> v(n);
-        for (auto& x : v)
-        {
-            x = d(g);
-        }
-        return v;
-    }
+    using ballast::bench::random_buffer;
 
     template <class Impl>
     void BM_sum(benchmark::State& st)

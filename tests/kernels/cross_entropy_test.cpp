@@ -15,6 +15,7 @@
 
 #include "support/gradcheck.hpp"
 #include "support/random.hpp"
+#include "support/sizes.hpp"
 #include "support/tolerance.hpp"
 
 namespace
@@ -26,12 +27,7 @@ namespace
     template <class T>
     std::vector<std::size_t> vocab_sizes()
     {
-        constexpr std::size_t L = ballast::simd::lanes<T>;
-        std::vector<std::size_t> s{ 1, L - 1, L, L + 1, 2 * L + 3, 13, 37, 256, 257, 1031 };
-        s.erase(std::remove(s.begin(), s.end(), std::size_t{ 0 }), s.end());
-        std::sort(s.begin(), s.end());
-        s.erase(std::unique(s.begin(), s.end()), s.end());
-        return s;
+        return ballast::test::awkward_sizes<T>({ 13, 37, 256, 257, 1031 });
     }
 
     std::vector<std::int32_t> random_targets(std::mt19937_64& g, std::size_t rows, std::size_t vocab)

@@ -13,6 +13,7 @@
 #include <ballast/kernels/reduce.hpp>
 
 #include "support/random.hpp"
+#include "support/sizes.hpp"
 #include "support/tolerance.hpp"
 
 namespace
@@ -25,25 +26,9 @@ namespace
     template <class T>
     std::vector<std::size_t> reduce_sizes()
     {
-        constexpr std::size_t L = ballast::simd::lanes<T>;
-        std::vector<std::size_t> s{ 1,
-                                    L - 1,
-                                    L,
-                                    L + 1,
-                                    2 * L + 3,
-                                    4 * L - 1,
-                                    4 * L + 1,
-                                    13,
-                                    37,
-                                    257,
-                                    1031,
-                                    bk::reduce_block,
-                                    bk::reduce_block + 1,
-                                    3 * bk::reduce_block + 5 };
-        s.erase(std::remove(s.begin(), s.end(), std::size_t{ 0 }), s.end());
-        std::sort(s.begin(), s.end());
-        s.erase(std::unique(s.begin(), s.end()), s.end());
-        return s;
+        return ballast::test::awkward_sizes<T>(
+          { 4 * ballast::simd::lanes<T> - 1, 4 * ballast::simd::lanes<T> + 1, 13, 37, 257, 1031,
+            bk::reduce_block, bk::reduce_block + 1, 3 * bk::reduce_block + 5 });
     }
 
     /// Worst-case rounding bound of the SIMD order relative to the (double, correctly rounded) twin,
