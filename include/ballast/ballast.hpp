@@ -39,6 +39,7 @@
 #include <ballast/policies/position.hpp>
 #include <ballast/policies/registry.hpp>
 #include <ballast/policies/structure.hpp>
+#include <ballast/train/schedule.hpp>
 #include <ballast/train/tokens.hpp>
 #include <ballast/version.hpp>
 
