@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(g++ cmake ninja-build libxtensor-dev libxsimd-dev libboost-dev nlohmann-json3-dev libcli11-dev catch2)
 for group in "$@"; do
     case "$group" in
-    bench) packages+=(libbenchmark-dev libopenblas-dev) ;;
+    bench) packages+=(libbenchmark-dev libopenblas-dev python3) ;;
     study) packages+=(fortunes) ;;
     fixtures) packages+=(python3 python3-numpy python3-torch) ;;
     *) echo "setup.sh: unknown group '$group' (known: bench, study, fixtures)" >&2; exit 2 ;;
