@@ -6,7 +6,7 @@
 set -euo pipefail
 
 # Why each package is here: see README.md, "Dependencies".
-packages=(g++ cmake ninja-build libxtensor-dev libxsimd-dev libboost-dev nlohmann-json3-dev libcli11-dev catch2)
+packages=(g++ make cmake ninja-build libxtensor-dev libxsimd-dev libboost-dev nlohmann-json3-dev libcli11-dev catch2)
 for group in "$@"; do
     case "$group" in
     bench) packages+=(libbenchmark-dev libopenblas-dev python3) ;;
