@@ -125,7 +125,8 @@ TEMPLATE_TEST_CASE("adamw_update matches the scalar twin for every weight-decay 
         for (int step = 1; step <= 3; ++step)
         {
             buf<T> grad(g, n, -1, 1, mis);
-            const auto hs = h.with_step(step);
+            auto hs = h.with_step(step);
+            hs.grad_scale = step == 2 ? 0.37 : 1.0; // a clipped step
             bk::adamw_update<mode>(th.p(), m.p(), v.p(), grad.p(), hs, n);
             bk::ref::adamw_update<mode>(th_r.p(), m_r.p(), v_r.p(), grad.p(), hs, n);
         }
@@ -189,7 +190,7 @@ TEMPLATE_TEST_CASE("sgd_momentum_update matches the scalar twin and the closed f
 {
     using T = TestType;
     auto g = ballast::test::rng(204);
-    const bk::sgd_hparams h{ 0.05, 0.9, 0.01 };
+    const bk::sgd_hparams h{ 0.05, 0.9, 0.01, 0.6 }; // grad_scale 0.6: a clipped step
     for (const std::size_t n : elementwise_sizes<T>())
     {
         for (const std::size_t mis : { 0u, 1u })
@@ -220,7 +221,7 @@ TEMPLATE_TEST_CASE("sgd_momentum_update matches the scalar twin and the closed f
             }
         }
     }
-    // From a zero buffer with L2 (coupled) decay: buf = g + λθ, θ' = θ − lr·buf.
+    // From a zero buffer with L2 (coupled) decay: buf = s·g + λθ, θ' = θ − lr·buf (s = grad_scale).
     const std::size_t n = 13;
     buf<T> th(g, n, -1, 1, 0), b(g, n, 0, 0, 0), grad(g, n, -1, 1, 0);
     buf<T> th0 = th;
@@ -228,7 +229,7 @@ TEMPLATE_TEST_CASE("sgd_momentum_update matches the scalar twin and the closed f
     std::vector<double> eb(n), et(n);
     for (std::size_t i = 0; i < n; ++i)
     {
-        eb[i] = double(grad.p()[i]) + h.weight_decay * double(th0.p()[i]);
+        eb[i] = h.grad_scale * double(grad.p()[i]) + h.weight_decay * double(th0.p()[i]);
         et[i] = double(th0.p()[i]) - h.lr * eb[i];
     }
     check_all_close(b.p(), eb.data(), n, rel<T>, abs_tol<T>);
@@ -240,7 +241,7 @@ TEMPLATE_TEST_CASE("lion_update matches the scalar twin and the closed form of i
 {
     using T = TestType;
     auto g = ballast::test::rng(205);
-    const bk::lion_hparams h{ 1e-3, 0.9, 0.99, 0.1 };
+    const bk::lion_hparams h{ 1e-3, 0.9, 0.99, 0.1, 0.8 }; // grad_scale 0.8: a clipped step
     for (const std::size_t n : elementwise_sizes<T>())
     {
         for (const std::size_t mis : { 0u, 1u })
@@ -251,20 +252,29 @@ TEMPLATE_TEST_CASE("lion_update matches the scalar twin and the closed form of i
             // float rounding of c (so both twins agree on the sign).
             for (std::size_t i = 0; i < n; ++i)
             {
-                const double c = h.beta1 * double(m.p()[i]) + (1 - h.beta1) * double(grad.p()[i]);
+                const double c =
+                  h.beta1 * double(m.p()[i]) + (1 - h.beta1) * h.grad_scale * double(grad.p()[i]);
                 if (std::fabs(c) < 1e-3)
                 {
                     m.p()[i] = T(0.5);
                 }
             }
-            buf<T> th_r = th, m_r = m;
-            bk::lion_update(th.p(), m.p(), grad.p(), h, n);
-            bk::ref::lion_update(th_r.p(), m_r.p(), grad.p(), h, n);
-            check_all_close(m.p(), m_r.p(), n, rel<T>, abs_tol<T>);
-            check_all_close(th.p(), th_r.p(), n, rel<T>, abs_tol<T>);
+            const auto check_mode = [&](auto mode_tag)
+            {
+                constexpr weight_decay mode = decltype(mode_tag)::value;
+                buf<T> t1 = th, m1 = m, t2 = th, m2 = m;
+                bk::lion_update<mode>(t1.p(), m1.p(), grad.p(), h, n);
+                bk::ref::lion_update<mode>(t2.p(), m2.p(), grad.p(), h, n);
+                check_all_close(m1.p(), m2.p(), n, rel<T>, abs_tol<T>);
+                check_all_close(t1.p(), t2.p(), n, rel<T>, abs_tol<T>);
+            };
+            check_mode(std::integral_constant<weight_decay, weight_decay::none>{});
+            check_mode(std::integral_constant<weight_decay, weight_decay::independent>{});
+            check_mode(std::integral_constant<weight_decay, weight_decay::coupled>{});
         }
     }
-    // From m = 0: c = (1−β1)g, θ' = θ − lr·(sign g + λθ), m' = (1−β2)g; sign(0) = 0.
+    // From m = 0 (coupled decay, the default): c = (1−β1)s·g, θ' = θ − lr·(sign g + λθ), m' = (1−β2)s·g;
+    // sign(0) = 0; s = grad_scale > 0 does not change the sign.
     const std::size_t n = 13;
     buf<T> th(g, n, -1, 1, 1), m(g, n, 0, 0, 1), grad(g, n, -1, 1, 1);
     grad.p()[5] = T(0);
@@ -276,7 +286,7 @@ TEMPLATE_TEST_CASE("lion_update matches the scalar twin and the closed form of i
         const double gi = grad.p()[i], t0 = th0.p()[i];
         const double sg = gi > 0 ? 1.0 : (gi < 0 ? -1.0 : 0.0);
         et[i] = t0 - h.lr * (sg + h.weight_decay * t0);
-        em[i] = (1 - h.beta2) * gi;
+        em[i] = (1 - h.beta2) * h.grad_scale * gi;
     }
     check_all_close(th.p(), et.data(), n, rel<T>, abs_tol<T>);
     check_all_close(m.p(), em.data(), n, rel<T>, abs_tol<T>);

@@ -9,12 +9,14 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unistd.h>
 #include <vector>
 
@@ -89,6 +91,33 @@ namespace ballast
     {
         const std::span<const std::byte> parts[] = { bytes };
         write_file_atomic(path, std::span<const std::span<const std::byte>>(parts));
+    }
+
+    /// Append one line (a '\n' is added) with a single write(2) on an O_APPEND descriptor (and fsync it
+    /// when `sync`), so concurrent or interrupted appenders never interleave or tear a line. Throws on
+    /// failure.
+    inline void append_line(const std::filesystem::path& path, std::string_view line, bool sync = true)
+    {
+        std::string buf(line);
+        buf.push_back('\n');
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        BALLAST_CHECK(fd >= 0, "append_line", "cannot open '", path.string(), "': ", std::strerror(errno));
+        const ssize_t n = ::write(fd, buf.data(), buf.size());
+        const bool ok = n == static_cast<ssize_t>(buf.size()) && (!sync || ::fsync(fd) == 0);
+        const int err = errno;
+        ::close(fd);
+        BALLAST_CHECK(ok, "append_line", "cannot append to '", path.string(), "': ", std::strerror(err));
+    }
+
+    /// 64-bit FNV-1a of a byte range (a fingerprint for checkpoint and corpus identity, not a MAC).
+    inline std::uint64_t fnv1a64(std::span<const std::byte> bytes,
+                                 std::uint64_t h = 0xcbf29ce484222325ULL) noexcept
+    {
+        for (const auto b : bytes)
+        {
+            h = (h ^ std::to_integer<std::uint64_t>(b)) * 0x100000001b3ULL;
+        }
+        return h;
     }
 } // namespace ballast
 

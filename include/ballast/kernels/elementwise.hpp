@@ -260,7 +260,8 @@ namespace ballast::kernels
     // -------------------------------------------------------------------------------------------------
     // Fused optimizer updates (one pass over param, state and grad)
 
-    /// AdamW, one fused pass (t = step, counted from 1; hyper-parameters in `adamw_hparams`):
+    /// AdamW, one fused pass (t = step, counted from 1; hyper-parameters in `adamw_hparams`;
+    /// g = grad_scale·grad, so global-norm clipping costs no extra pass):
     ///   m ← β1 m + (1−β1) g
     ///   v ← β2 v + (1−β2) g²
     ///   u = m̂ / (√v̂ + ε),  m̂ = m / (1−β1^t),  v̂ = v / (1−β2^t)
@@ -286,11 +287,12 @@ namespace ballast::kernels
             const B rc1(static_cast<T>(s.inv_bias_correction1)),
               rs2(static_cast<T>(s.inv_sqrt_bias_correction2));
             const B eps(static_cast<T>(h.eps)), lr(static_cast<T>(h.lr)), wd(static_cast<T>(h.weight_decay));
+            const B gs(static_cast<T>(h.grad_scale));
             detail::parallel_for_each_batch<T>(
               n,
               [&](std::size_t i, std::size_t k)
               {
-                  const B g = detail::load_n(grad + i, k);
+                  const B g = detail::load_n(grad + i, k) * gs;
                   const B th = detail::load_n(param + i, k);
                   const B mi = xsimd::fma(b1, detail::load_n(m + i, k), omb1 * g);
                   const B vi = xsimd::fma(b2, detail::load_n(v + i, k), omb2 * (g * g));
@@ -315,7 +317,7 @@ namespace ballast::kernels
         }
     }
 
-    /// SGD with heavy-ball momentum (PyTorch semantics, dampening 0, no Nesterov):
+    /// SGD with heavy-ball momentum (PyTorch semantics, dampening 0, no Nesterov; g = grad_scale·grad):
     ///   coupled:     g' = g + wd·θ,  buf ← μ buf + g',  θ ← θ − lr·buf     (L2 penalty in the gradient)
     ///   independent: buf ← μ buf + g,  θ ← θ − lr·buf − wd·θ               (wd already scheduled)
     ///   none:        buf ← μ buf + g,  θ ← θ − lr·buf
@@ -331,12 +333,12 @@ namespace ballast::kernels
         {
             using B = simd::batch<T>;
             const B mu(static_cast<T>(h.momentum)), lr(static_cast<T>(h.lr)),
-              wd(static_cast<T>(h.weight_decay));
+              wd(static_cast<T>(h.weight_decay)), gs(static_cast<T>(h.grad_scale));
             detail::parallel_for_each_batch<T>(n,
                                                [&](std::size_t i, std::size_t k)
                                                {
                                                    const B th = detail::load_n(param + i, k);
-                                                   B g = detail::load_n(grad + i, k);
+                                                   B g = detail::load_n(grad + i, k) * gs;
                                                    if constexpr (Mode == weight_decay::coupled)
                                                    {
                                                        g = xsimd::fma(wd, th, g);
@@ -357,33 +359,49 @@ namespace ballast::kernels
         }
     }
 
-    /// Lion (Chen et al. 2023), decay coupled to lr as in the paper:
+    /// Lion (Chen et al. 2023); g = grad_scale·grad:
     ///   c = β1 m + (1−β1) g
-    ///   θ ← θ − lr·(sign(c) + wd·θ)        sign(0) = 0, sign(NaN) = NaN
+    ///   coupled (the Lion paper): θ ← θ − lr·(sign(c) + wd·θ)        sign(0) = 0, sign(NaN) = NaN
+    ///   independent:              θ ← θ − lr·sign(c) − wd·θ          (wd already scheduled)
+    ///   none:                     θ ← θ − lr·sign(c)
     ///   m ← β2 m + (1−β2) g
     /// `param` and `m` are updated in place; `grad` is read only.
-    template <class T>
+    template <weight_decay Mode = weight_decay::coupled, class T>
     inline void lion_update(T* param, T* m, const T* grad, const lion_hparams& h, std::size_t n)
     {
         if constexpr (simd::force_scalar)
         {
-            ref::lion_update(param, m, grad, h, n);
+            ref::lion_update<Mode>(param, m, grad, h, n);
         }
         else
         {
             using B = simd::batch<T>;
             const B b1(static_cast<T>(h.beta1)), omb1(static_cast<T>(1 - h.beta1));
             const B b2(static_cast<T>(h.beta2)), omb2(static_cast<T>(1 - h.beta2));
-            const B lr(static_cast<T>(h.lr)), wd(static_cast<T>(h.weight_decay));
+            const B lr(static_cast<T>(h.lr)), wd(static_cast<T>(h.weight_decay)),
+              gs(static_cast<T>(h.grad_scale));
             detail::parallel_for_each_batch<T>(
               n,
               [&](std::size_t i, std::size_t k)
               {
-                  const B g = detail::load_n(grad + i, k);
+                  const B g = detail::load_n(grad + i, k) * gs;
                   const B mi = detail::load_n(m + i, k);
                   const B th = detail::load_n(param + i, k);
                   const B c = xsimd::fma(b1, mi, omb1 * g);
-                  detail::store_n(param + i, k, xsimd::fnma(lr, xsimd::fma(wd, th, detail::sign_nan(c)), th));
+                  B out;
+                  if constexpr (Mode == weight_decay::independent)
+                  {
+                      out = th - xsimd::fma(lr, detail::sign_nan(c), wd * th);
+                  }
+                  else if constexpr (Mode == weight_decay::coupled)
+                  {
+                      out = xsimd::fnma(lr, xsimd::fma(wd, th, detail::sign_nan(c)), th);
+                  }
+                  else
+                  {
+                      out = xsimd::fnma(lr, detail::sign_nan(c), th);
+                  }
+                  detail::store_n(param + i, k, out);
                   detail::store_n(m + i, k, xsimd::fma(b2, mi, omb2 * g));
               });
         }

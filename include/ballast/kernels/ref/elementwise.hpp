@@ -33,6 +33,7 @@ namespace ballast::kernels
         double beta2 = 0.999;
         double eps = 1e-8;
         double weight_decay = 0.0;
+        double grad_scale = 1.0; ///< g ← grad_scale·g before use (folds global-norm clipping into the pass)
         double bias_correction1 = 1.0;
         double bias_correction2 = 1.0;
 
@@ -53,6 +54,7 @@ namespace ballast::kernels
         double lr = 1e-2;
         double momentum = 0.9;
         double weight_decay = 0.0;
+        double grad_scale = 1.0; ///< g ← grad_scale·g before use
     };
 
     /// Lion hyper-parameters (paper defaults β1 = 0.9, β2 = 0.99).
@@ -62,6 +64,7 @@ namespace ballast::kernels
         double beta1 = 0.9;
         double beta2 = 0.99;
         double weight_decay = 0.0;
+        double grad_scale = 1.0; ///< g ← grad_scale·g before use
     };
 } // namespace ballast::kernels
 
@@ -141,7 +144,7 @@ namespace ballast::kernels::ref
         const adamw_derived s = adamw_derived_scalars(h);
         for (std::size_t i = 0; i < n; ++i)
         {
-            const double g = grad[i];
+            const double g = static_cast<double>(grad[i]) * h.grad_scale;
             const double th = param[i];
             const double mi = h.beta1 * static_cast<double>(m[i]) + (1 - h.beta1) * g;
             const double vi = h.beta2 * static_cast<double>(v[i]) + (1 - h.beta2) * g * g;
@@ -169,7 +172,7 @@ namespace ballast::kernels::ref
         for (std::size_t i = 0; i < n; ++i)
         {
             const double th = param[i];
-            double g = grad[i];
+            double g = static_cast<double>(grad[i]) * h.grad_scale;
             if constexpr (Mode == weight_decay::coupled)
             {
                 g += h.weight_decay * th;
@@ -186,17 +189,26 @@ namespace ballast::kernels::ref
     }
 
     /// Lion step; see `ballast::kernels::lion_update` for the math.
-    template <class T>
+    template <weight_decay Mode = weight_decay::coupled, class T>
     inline void lion_update(T* param, T* m, const T* grad, const lion_hparams& h, std::size_t n)
     {
         for (std::size_t i = 0; i < n; ++i)
         {
-            const double g = grad[i];
+            const double g = static_cast<double>(grad[i]) * h.grad_scale;
             const double mi = m[i];
             const double th = param[i];
             const double c = h.beta1 * mi + (1 - h.beta1) * g;
             const double sgn = c > 0 ? 1.0 : (c < 0 ? -1.0 : c); // 0 stays 0, NaN stays NaN
-            param[i] = static_cast<T>(th - h.lr * (sgn + h.weight_decay * th));
+            double out = th - h.lr * sgn;
+            if constexpr (Mode == weight_decay::independent)
+            {
+                out -= h.weight_decay * th;
+            }
+            else if constexpr (Mode == weight_decay::coupled)
+            {
+                out -= h.lr * h.weight_decay * th;
+            }
+            param[i] = static_cast<T>(out);
             m[i] = static_cast<T>(h.beta2 * mi + (1 - h.beta2) * g);
         }
     }

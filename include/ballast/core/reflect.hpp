@@ -1,0 +1,240 @@
+#ifndef BALLAST_CORE_REFLECT_HPP
+#define BALLAST_CORE_REFLECT_HPP
+
+/// @file
+/// Config aggregates as JSON, by reflection. Every config struct is adapted with
+/// `BOOST_HANA_ADAPT_STRUCT`, so its fields are listed once, next to their definitions, and never again:
+/// the metrics header, checkpoints, study result lines, TOML files and command-line flags all walk the same
+/// list. Enumerations take part through `enum_names<E>`, a table of (name, value) pairs.
+///
+///   nlohmann::json j = ballast::to_json(cfg);     // {"vocab": 256, "d_model": 128, ...}
+///   ballast::from_json(j, cfg, "model");          // unknown keys and wrong types are errors
+
+#include <array>
+#include <concepts>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <boost/hana/accessors.hpp>
+#include <boost/hana/concept/struct.hpp>
+#include <boost/hana/first.hpp>
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/second.hpp>
+#include <boost/hana/string.hpp>
+#include <nlohmann/json.hpp>
+
+#include <ballast/core/config.hpp>
+
+namespace ballast
+{
+    /// Specialise with `static constexpr std::array<std::pair<std::string_view, E>, N> values` to make
+    /// an enumeration reflectable (its JSON, TOML and command-line form is the name).
+    template <class E>
+    struct enum_names;
+
+    template <class E>
+    concept named_enum = std::is_enum_v<E> && requires
+    {
+        enum_names<E>::values;
+    };
+
+    template <named_enum E>
+    constexpr std::string_view enum_name(E e) noexcept
+    {
+        for (const auto& [name, value] : enum_names<E>::values)
+        {
+            if (value == e)
+            {
+                return name;
+            }
+        }
+        return "?";
+    }
+
+    /// The value named `name`; throws ballast::error listing the valid names.
+    template <named_enum E>
+    E parse_enum(std::string_view name, std::string_view what)
+    {
+        std::string known;
+        for (const auto& [n, value] : enum_names<E>::values)
+        {
+            if (n == name)
+            {
+                return value;
+            }
+            known += known.empty() ? "" : ", ";
+            known += n;
+        }
+        detail::throw_error(std::string(what).c_str(), "unknown value '", name, "' (known: ", known, ")");
+    }
+
+    /// A Hana-adapted aggregate.
+    template <class S>
+    concept reflected = boost::hana::Struct<S>::value;
+
+    /// Call f(name, member&) for every reflected field, in declaration order.
+    template <class S, class F>
+    requires reflected<std::remove_const_t<S>>
+    void for_each_field(S& s, F&& f)
+    {
+        boost::hana::for_each(boost::hana::accessors<std::remove_const_t<S>>(),
+                              [&](auto pair)
+                              {
+                                  f(std::string_view(boost::hana::to<const char*>(boost::hana::first(pair))),
+                                    boost::hana::second(pair)(s));
+                              });
+    }
+
+    /// Every reflected field as a JSON object (enums by name).
+    template <reflected S>
+    nlohmann::json to_json(const S& s)
+    {
+        nlohmann::json j = nlohmann::json::object();
+        for_each_field(s,
+                       [&](std::string_view name, const auto& v)
+                       {
+                           using V = std::remove_cvref_t<decltype(v)>;
+                           if constexpr (named_enum<V>)
+                           {
+                               j[std::string(name)] = std::string(enum_name(v));
+                           }
+                           else
+                           {
+                               j[std::string(name)] = v;
+                           }
+                       });
+        return j;
+    }
+
+    /// Set the fields named in `j` (a JSON object); fields not named keep their values. An unknown key, a
+    /// wrong type, a negative or fractional value for an unsigned field, or an unknown enum name throws
+    /// ballast::error naming `what.key`.
+    template <reflected S>
+    void from_json(const nlohmann::json& j, S& s, std::string_view what)
+    {
+        const std::string where(what);
+        BALLAST_CHECK(j.is_object(), where.c_str(), "expected a table/object, got ", j.type_name());
+        for (const auto& item : j.items())
+        {
+            const std::string& key = item.key();
+            const nlohmann::json& value = item.value();
+            bool found = false;
+            for_each_field(s,
+                           [&](std::string_view name, auto& member)
+                           {
+                               if (name != key)
+                               {
+                                   return;
+                               }
+                               found = true;
+                               using V = std::remove_cvref_t<decltype(member)>;
+                               const auto bad = [&](const char* expected) {
+                                   detail::throw_error(where.c_str(), "'", key, "' must be ", expected,
+                                                       ", got ", value.dump());
+                               };
+                               if constexpr (named_enum<V>)
+                               {
+                                   if (!value.is_string())
+                                   {
+                                       bad("a name");
+                                   }
+                                   member = parse_enum<V>(value.get<std::string>(), where + "." + key);
+                               }
+                               else if constexpr (std::is_same_v<V, bool>)
+                               {
+                                   if (!value.is_boolean())
+                                   {
+                                       bad("true or false");
+                                   }
+                                   member = value.get<bool>();
+                               }
+                               else if constexpr (std::is_integral_v<V>)
+                               {
+                                   const bool negative = value.is_number_integer() &&
+                                                         !value.is_number_unsigned() &&
+                                                         value.get<std::int64_t>() < 0;
+                                   const bool ok =
+                                     value.is_number_integer() && (std::is_signed_v<V> || !negative);
+                                   if (!ok)
+                                   {
+                                       bad(std::is_signed_v<V> ? "an integer" : "a non-negative integer");
+                                   }
+                                   member = value.get<V>();
+                               }
+                               else if constexpr (std::is_floating_point_v<V>)
+                               {
+                                   if (!value.is_number())
+                                   {
+                                       bad("a number");
+                                   }
+                                   member = value.get<V>();
+                               }
+                               else if constexpr (std::is_same_v<V, std::string>)
+                               {
+                                   if (!value.is_string())
+                                   {
+                                       bad("a string");
+                                   }
+                                   member = value.get<std::string>();
+                               }
+                               else
+                               {
+                                   static_assert(!sizeof(V), "from_json: unsupported field type");
+                               }
+                           });
+            BALLAST_CHECK(found, where.c_str(), "unknown key '", key, "'");
+        }
+    }
+
+    /// The keys whose values differ between two configs ("a: 1 vs 2, b: ..."), empty when equal.
+    inline std::string json_differences(const nlohmann::json& a, const nlohmann::json& b)
+    {
+        std::string out;
+        const auto add = [&](const std::string& key, const std::string& va, const std::string& vb)
+        {
+            out += out.empty() ? "" : ", ";
+            out += key + ": " + va + " vs " + vb;
+        };
+        if (!a.is_object() || !b.is_object())
+        {
+            if (a != b)
+            {
+                add("value", a.dump(), b.dump());
+            }
+            return out;
+        }
+        for (const auto& [k, v] : a.items())
+        {
+            if (!b.contains(k))
+            {
+                add(k, v.dump(), "(absent)");
+            }
+            else if (v.is_object() && b[k].is_object())
+            {
+                const auto inner = json_differences(v, b[k]);
+                if (!inner.empty())
+                {
+                    out += out.empty() ? "" : ", ";
+                    out += k + "." + inner;
+                }
+            }
+            else if (v != b[k])
+            {
+                add(k, v.dump(), b[k].dump());
+            }
+        }
+        for (const auto& [k, v] : b.items())
+        {
+            if (!a.contains(k))
+            {
+                add(k, "(absent)", v.dump());
+            }
+        }
+        return out;
+    }
+} // namespace ballast
+
+#endif

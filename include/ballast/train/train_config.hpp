@@ -1,0 +1,113 @@
+#ifndef BALLAST_TRAIN_TRAIN_CONFIG_HPP
+#define BALLAST_TRAIN_TRAIN_CONFIG_HPP
+
+/// @file
+/// `train_config`: the numbers of one training run, as a reflected aggregate (docs/training.md).
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <boost/hana/adapt_struct.hpp>
+#include <nlohmann/json.hpp>
+
+#include <ballast/core/config.hpp>
+#include <ballast/core/reflect.hpp>
+#include <ballast/model/config.hpp>
+#include <ballast/train/schedule.hpp>
+
+namespace ballast
+{
+    template <>
+    struct enum_names<schedule_kind>
+    {
+        static constexpr std::array values{
+            std::pair{ std::string_view("constant"), schedule_kind::constant },
+            std::pair{ std::string_view("cosine"), schedule_kind::cosine },
+            std::pair{ std::string_view("linear"), schedule_kind::linear },
+            std::pair{ std::string_view("inverse_sqrt"), schedule_kind::inverse_sqrt },
+            std::pair{ std::string_view("warmup_stable_decay"), schedule_kind::warmup_stable_decay }
+        };
+    };
+
+    /// The run's numbers, defaults from the paper scaled to a CPU proxy (docs/training.md). Fields under
+    /// "run control" may change between a checkpoint and its resume; all others must match.
+    struct train_config
+    {
+        std::size_t steps = 1000; ///< optimizer steps
+        std::size_t batch = 16;   ///< sequences per step
+        std::size_t seq = 64;     ///< tokens per sequence (≤ model context)
+        double lr = 1e-2;         ///< peak learning rate η
+        schedule_kind schedule = schedule_kind::cosine;
+        std::size_t warmup = 50;        ///< linear warm-up steps
+        double min_lr = 1e-5;           ///< absolute LR floor of cosine/linear/WSD (paper: 1e-5)
+        double decay_fraction = 0.2;    ///< WSD: fraction of steps spent decaying
+        double val_fraction = 0.1;      ///< last fraction of the corpus held out for validation
+        std::size_t eval_interval = 0;  ///< evaluate every this many steps (0: at the start and end only)
+        std::size_t eval_batches = 8;   ///< validation batches per evaluation (fixed windows)
+        double divergence_factor = 3.0; ///< diverged when the training loss exceeds this × ln(vocab)
+        std::uint64_t seed = 1;         ///< initialisation and batch order
+        // -- run control --------------------------------------------------------------------------------
+        int threads = 0;                     ///< OpenMP threads (0: leave as is); results do not depend on it
+        std::size_t log_interval = 10;       ///< a metrics line every this many steps (0: none)
+        std::size_t checkpoint_interval = 0; ///< checkpoint every this many steps (0: only at end/signal)
+        std::string checkpoint_dir;          ///< where checkpoints go (empty: no checkpoints)
+        std::string metrics_path;            ///< JSONL metrics log (empty: none)
+        bool handle_signals = false;         ///< SIGINT/SIGTERM: checkpoint and stop cleanly
+
+        bool operator==(const train_config&) const = default;
+
+        void validate(const model_config& m) const
+        {
+            constexpr const char* where = "train_config";
+            BALLAST_CHECK(steps >= 1, where, "steps must be >= 1");
+            BALLAST_CHECK(batch >= 1, where, "batch must be >= 1");
+            BALLAST_CHECK(seq >= 1 && seq <= m.context, where, "seq must be in [1, context = ", m.context,
+                          "], got ", seq);
+            BALLAST_CHECK(warmup <= steps, where, "warmup (", warmup, ") exceeds steps (", steps, ")");
+            BALLAST_CHECK(eval_batches >= 1, where, "eval_batches must be >= 1");
+            BALLAST_CHECK(divergence_factor > 0, where, "divergence_factor must be > 0, got ",
+                          divergence_factor);
+            BALLAST_CHECK(threads >= 0, where, "threads must be >= 0, got ", threads);
+            schedule_of().validate();
+        }
+
+        lr_schedule schedule_of() const
+        {
+            lr_schedule s;
+            s.kind = schedule;
+            s.peak_lr = lr;
+            s.min_lr = min_lr;
+            s.warmup = warmup;
+            s.total = steps;
+            s.decay_fraction = decay_fraction;
+            return s;
+        }
+    };
+
+} // namespace ballast
+
+BOOST_HANA_ADAPT_STRUCT(ballast::train_config, steps, batch, seq, lr, schedule, warmup, min_lr,
+                        decay_fraction, val_fraction, eval_interval, eval_batches, divergence_factor, seed,
+                        threads, log_interval, checkpoint_interval, checkpoint_dir, metrics_path,
+                        handle_signals);
+
+namespace ballast
+{
+    /// The fields a resume must agree on (everything but run control), as JSON.
+    inline nlohmann::json identity_json(const train_config& c)
+    {
+        auto j = to_json(c);
+        for (const char* k : { "threads", "log_interval", "checkpoint_interval", "checkpoint_dir",
+                               "metrics_path", "handle_signals" })
+        {
+            j.erase(k);
+        }
+        return j;
+    }
+} // namespace ballast
+
+#endif

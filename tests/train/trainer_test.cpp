@@ -1,0 +1,401 @@
+// The trainer: it learns, it survives divergence, it stops cleanly on a signal, it resumes bit-identically,
+// it refuses a corrupt or foreign checkpoint, and its metrics log follows the documented schema.
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <ballast/core/file.hpp>
+#include <ballast/policies/policy_set.hpp>
+#include <ballast/train/trainer.hpp>
+
+#include "support/temp_dir.hpp"
+
+namespace
+{
+    using ballast::model_config;
+    using ballast::optimizer_config;
+    using ballast::token_splits;
+    using ballast::train_config;
+    using trainer_t = ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float>;
+
+    model_config tiny_model()
+    {
+        model_config m;
+        m.vocab = 256;
+        m.d_model = 16;
+        m.n_layers = 1;
+        m.n_heads = 2;
+        m.context = 16;
+        return m;
+    }
+
+    train_config tiny_run(std::size_t steps)
+    {
+        train_config t;
+        t.steps = steps;
+        t.batch = 4;
+        t.seq = 16;
+        t.lr = 1e-2;
+        t.warmup = 2;
+        t.eval_interval = 4;
+        t.eval_batches = 2;
+        t.log_interval = 1;
+        return t;
+    }
+
+    /// Real English text (the repository's README), byte-level.
+    const token_splits& readme_splits()
+    {
+        static const token_splits s(
+          ballast::load_corpus(std::filesystem::path(BALLAST_SOURCE_DIR) / "README.md"), 256, 0.1, 16,
+          "README.md");
+        return s;
+    }
+
+    std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& p)
+    {
+        std::vector<nlohmann::json> lines;
+        std::ifstream in(p);
+        for (std::string line; std::getline(in, line);)
+        {
+            lines.push_back(nlohmann::json::parse(line));
+        }
+        return lines;
+    }
+
+    /// Stops the run after `at` steps (as a user's callback would).
+    struct stop_after
+    {
+        std::size_t at;
+        ballast::callback_action on_step_end(const ballast::step_info& s) const
+        {
+            return s.step + 1 == at ? ballast::callback_action::stop : ballast::callback_action::proceed;
+        }
+    };
+
+    bool same_bytes(std::span<const float> a, std::span<const float> b)
+    {
+        return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
+    }
+} // namespace
+
+TEST_CASE("the trainer lowers the validation loss on real text and records l0", "[train][trainer]")
+{
+    auto cfg = tiny_run(60);
+    cfg.lr = 3e-2;
+    trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    std::size_t evals = 0, steps = 0;
+    struct counter
+    {
+        std::size_t *evals, *steps;
+        void on_eval(const ballast::eval_info&) const { ++*evals; }
+        void on_step_end(const ballast::step_info&) const { ++*steps; }
+    };
+    const auto r = tr.run(counter{ &evals, &steps });
+    CHECK_FALSE(r.diverged);
+    CHECK_FALSE(r.interrupted);
+    CHECK(r.steps_done == 60);
+    CHECK(steps == 60);
+    CHECK(evals == 1 + 60 / 4); // at initialisation, then every 4 steps (the last is step 60)
+    // A fresh model guesses nearly uniformly: ℓ0 ≈ ln V plus about half the variance of its initial logits.
+    CHECK(r.l0 > std::log(256.0));
+    CHECK(r.l0 < std::log(256.0) + 1.0);
+    CHECK(r.final_val_loss < r.l0 - 1.0);
+    CHECK(r.best_val_loss <= r.final_val_loss);
+    CHECK(r.evals.front().first == 0);
+    CHECK(r.evals.back().first == 60);
+    CHECK(r.policy_set == "paper_default");
+    CHECK(r.optimizer == "adamw");
+}
+
+TEST_CASE("N steps straight equal k steps, a checkpoint, a resume and N-k steps, byte for byte",
+          "[train][trainer][checkpoint]")
+{
+    ballast::test::temp_dir dir("resume");
+    const std::size_t n = 13;
+
+    auto straight_cfg = tiny_run(n);
+    straight_cfg.metrics_path = (dir / "straight.jsonl").string();
+    trainer_t straight(tiny_model(), straight_cfg, optimizer_config{}, readme_splits());
+    const auto r1 = straight.run();
+
+    // Interrupted after 5 steps (a callback's stop checkpoints like a signal), then resumed by a fresh
+    // trainer with a different thread count.
+    auto cfg = tiny_run(n);
+    cfg.checkpoint_dir = (dir / "ck").string();
+    cfg.metrics_path = (dir / "resumed.jsonl").string();
+    cfg.threads = 1;
+    {
+        trainer_t first(tiny_model(), cfg, optimizer_config{}, readme_splits());
+        const auto r = first.run(stop_after{ 5 });
+        CHECK(r.interrupted);
+        CHECK(r.steps_done == 5);
+    }
+    REQUIRE(ballast::has_checkpoint(cfg.checkpoint_dir));
+    cfg.threads = 2; // run control: allowed to differ
+    trainer_t second(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    second.resume(cfg.checkpoint_dir);
+    CHECK(second.step() == 5);
+    const auto r2 = second.run();
+
+    CHECK(same_bytes(straight.model().parameters(), second.model().parameters()));
+    CHECK(same_bytes(straight.opt().state(0), second.opt().state(0)));
+    CHECK(same_bytes(straight.opt().state(1), second.opt().state(1)));
+    CHECK(r1.final_val_loss == r2.final_val_loss);
+    CHECK(r1.evals == r2.evals);
+    CHECK(r1.l0 == r2.l0);
+
+    // The resumed log holds every step exactly once, with the same losses as the straight one.
+    const auto steps_of = [](const std::vector<nlohmann::json>& lines)
+    {
+        std::vector<std::pair<std::size_t, double>> out;
+        for (const auto& j : lines)
+        {
+            if (j["type"] == "step")
+            {
+                out.emplace_back(j["step"].get<std::size_t>(), j["loss"].get<double>());
+            }
+        }
+        return out;
+    };
+    const auto a = steps_of(read_jsonl(straight_cfg.metrics_path)),
+               b = steps_of(read_jsonl(cfg.metrics_path));
+    CHECK(a.size() == n);
+    CHECK(a == b);
+}
+
+TEST_CASE("SIGINT during a run checkpoints and stops cleanly", "[train][trainer][checkpoint]")
+{
+    ballast::test::temp_dir dir("sigint");
+    auto cfg = tiny_run(20);
+    cfg.checkpoint_dir = (dir / "ck").string();
+    cfg.handle_signals = true;
+    trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    const auto before = std::signal(SIGINT, SIG_DFL); // whatever the test runner installed
+    std::signal(SIGINT, before);
+    struct interrupt_at_3
+    {
+        void on_step_end(const ballast::step_info& s) const
+        {
+            if (s.step == 2)
+            {
+                std::raise(SIGINT); // handled by the trainer: sets a flag, nothing else
+            }
+        }
+    };
+    const auto r = tr.run(interrupt_at_3{});
+    CHECK(r.interrupted);
+    CHECK(r.steps_done == 3);
+    REQUIRE(ballast::has_checkpoint(cfg.checkpoint_dir));
+    CHECK(ballast::read_checkpoint(cfg.checkpoint_dir).manifest["step"] == 3);
+    CHECK(std::signal(SIGINT, before) == before); // the previous handler is restored
+    // A later run that does not handle signals is not stopped by the old one.
+    auto plain = tiny_run(5);
+    trainer_t tr2(tiny_model(), plain, optimizer_config{}, readme_splits());
+    CHECK(tr2.run().steps_done == 5);
+}
+
+TEST_CASE("divergence ends the run cleanly, recorded with its step and reason",
+          "[train][trainer][divergence]")
+{
+    ballast::test::temp_dir dir("diverge");
+    SECTION("a NaN weight makes the next loss non-finite")
+    {
+        auto cfg = tiny_run(20);
+        cfg.metrics_path = (dir / "m.jsonl").string();
+        trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
+        struct poison
+        {
+            trainer_t* tr;
+            void on_step_end(const ballast::step_info& s) const
+            {
+                if (s.step == 6)
+                {
+                    // The last tensor (the output head or final norm) feeds every token's loss.
+                    const auto& e = tr->model().layout().entries().back();
+                    tr->model().parameters()[e.offset] = std::numeric_limits<float>::quiet_NaN();
+                }
+            }
+        };
+        const auto r = tr.run(poison{ &tr });
+        CHECK(r.diverged);
+        CHECK(r.diverged_step == 7);
+        CHECK(r.diverged_reason == "non-finite training loss");
+        CHECK(r.final_val_loss == r.l0); // counted as l0 by the LR-sensitivity metric
+        const auto lines = read_jsonl(cfg.metrics_path);
+        REQUIRE(lines.back()["type"] == "end");
+        CHECK(lines.back()["diverged"] == true);
+        CHECK(lines.back()["diverged_step"] == 7);
+    }
+    SECTION("a loss above the bound")
+    {
+        auto cfg = tiny_run(30);
+        cfg.lr = 1e3; // absurd: the loss explodes within a few steps
+        cfg.divergence_factor = 1.5;
+        optimizer_config oc;
+        oc.clip = 0;
+        trainer_t tr(tiny_model(), cfg, oc, readme_splits());
+        const auto r = tr.run();
+        CHECK(r.diverged);
+        CHECK(r.diverged_step < 30);
+        CHECK_FALSE(r.diverged_reason.empty());
+    }
+}
+
+TEST_CASE("a corrupt, truncated or foreign checkpoint is refused and the trainer is left untouched",
+          "[train][trainer][checkpoint]")
+{
+    ballast::test::temp_dir dir("corrupt");
+    auto cfg = tiny_run(6);
+    cfg.checkpoint_dir = (dir / "ck").string();
+    trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    tr.run();
+    const auto ck = std::filesystem::path(cfg.checkpoint_dir);
+    const auto manifest = ballast::read_checkpoint(ck).manifest;
+    const auto tensors = ck / manifest["tensors"]["file"].get<std::string>();
+    const auto good_tensors = ballast::read_file(tensors);
+    const auto good_manifest = ballast::read_file(ck / "checkpoint.json");
+
+    trainer_t fresh(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    const std::vector<float> before(fresh.model().parameters().begin(), fresh.model().parameters().end());
+    const auto untouched = [&]
+    { return same_bytes(before, fresh.model().parameters()) && fresh.step() == 0; };
+
+    SECTION("a flipped byte")
+    {
+        auto bytes = good_tensors;
+        bytes[bytes.size() / 2] ^= std::byte{ 0x40 };
+        ballast::write_file_atomic(tensors, bytes);
+        CHECK_THROWS_WITH(fresh.resume(ck), Catch::Contains("corrupt"));
+    }
+    SECTION("a truncated tensor file")
+    {
+        ballast::write_file_atomic(tensors, std::span(good_tensors).first(good_tensors.size() - 100));
+        CHECK_THROWS_WITH(fresh.resume(ck), Catch::Contains("truncated"));
+    }
+    SECTION("a torn manifest")
+    {
+        ballast::write_file_atomic(ck / "checkpoint.json",
+                                   std::span(good_manifest).first(good_manifest.size() / 2));
+        CHECK_THROWS_WITH(fresh.resume(ck), Catch::Contains("not valid JSON"));
+    }
+    SECTION("a missing directory")
+    {
+        CHECK_THROWS_WITH(fresh.resume(dir / "nope"), Catch::Contains("cannot open"));
+    }
+    SECTION("another run's checkpoint (different LR and width)")
+    {
+        auto other_cfg = cfg;
+        other_cfg.lr = 2e-2;
+        trainer_t other(tiny_model(), other_cfg, optimizer_config{}, readme_splits());
+        CHECK_THROWS_WITH(other.resume(ck), Catch::Contains("different run") && Catch::Contains("lr"));
+        auto wide = tiny_model();
+        wide.d_model = 32;
+        trainer_t other2(wide, cfg, optimizer_config{}, readme_splits());
+        CHECK_THROWS_WITH(other2.resume(ck), Catch::Contains("d_model"));
+    }
+    SECTION("another policy set's checkpoint")
+    {
+        ballast::trainer<ballast::paper_baseline, ballast::optim::adamw<>, float> other(
+          tiny_model(), cfg, optimizer_config{}, readme_splits());
+        CHECK_THROWS_WITH(other.resume(ck), Catch::Contains("policy_set"));
+    }
+    CHECK(untouched());
+}
+
+TEST_CASE("checkpoint writes are crash-safe: the manifest always names a complete tensor file",
+          "[train][checkpoint]")
+{
+    ballast::test::temp_dir dir("atomic");
+    auto cfg = tiny_run(8);
+    cfg.checkpoint_dir = (dir / "ck").string();
+    cfg.checkpoint_interval = 3;
+    trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    tr.run();
+    // Checkpoints at 3, 6 and the end (8); only the newest tensor file is kept, and no temporary remains.
+    std::set<std::string> files;
+    for (const auto& e : std::filesystem::directory_iterator(cfg.checkpoint_dir))
+    {
+        files.insert(e.path().filename().string());
+    }
+    CHECK(files == std::set<std::string>{ "checkpoint.json", "tensors-000000008.safetensors" });
+    // A crash after a newer tensor file was written but before the manifest moved: the old pair still loads.
+    const std::string junk = "half-written";
+    ballast::write_file_atomic(std::filesystem::path(cfg.checkpoint_dir) / "tensors-000000011.safetensors",
+                               std::as_bytes(std::span(junk)));
+    trainer_t again(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    again.resume(cfg.checkpoint_dir);
+    CHECK(again.step() == 8);
+    CHECK(same_bytes(tr.model().parameters(), again.model().parameters()));
+}
+
+TEST_CASE("the metrics log: a header with every config value, then step, eval and end lines",
+          "[train][metrics]")
+{
+    ballast::test::temp_dir dir("metrics");
+    auto cfg = tiny_run(6);
+    cfg.metrics_path = (dir / "m.jsonl").string();
+    cfg.log_interval = 2;
+    trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    tr.run();
+    const auto lines = read_jsonl(cfg.metrics_path);
+    REQUIRE(lines.size() >= 3);
+    const auto& h = lines.front();
+    CHECK(h["type"] == "header");
+    CHECK(h["policy_set"] == "paper_default");
+    CHECK(h["optimizer"] == "adamw");
+    // Reflected, not hand-listed: every field of every config is present under its own name.
+    ballast::for_each_field(tr.model().config(), [&](std::string_view k, const auto&)
+                            { CHECK(h["model"].contains(std::string(k))); });
+    ballast::for_each_field(tr.config(), [&](std::string_view k, const auto&)
+                            { CHECK(h["train"].contains(std::string(k))); });
+    ballast::for_each_field(tr.opt().config(), [&](std::string_view k, const auto&)
+                            { CHECK(h["optimizer_config"].contains(std::string(k))); });
+    CHECK(h["train"]["schedule"] == "cosine");
+    std::size_t steps = 0, evals = 0;
+    for (const auto& j : lines)
+    {
+        if (j["type"] == "step")
+        {
+            ++steps;
+            for (const char* k : { "step", "lr", "loss", "ce", "zloss", "grad_norm", "clip", "tokens_per_s" })
+            {
+                CHECK(j.contains(k));
+            }
+            CHECK(j["zloss"].get<double>() > 0); // paper_default has z-loss
+            CHECK(j["loss"].get<double>() == Approx(j["ce"].get<double>() + j["zloss"].get<double>()));
+        }
+        if (j["type"] == "eval")
+        {
+            ++evals;
+        }
+    }
+    CHECK(steps == 3);
+    CHECK(evals == 1 + 6 / 4 + 1); // l0, step 4, the end
+    CHECK(lines.back()["type"] == "end");
+    CHECK(lines.back()["diverged"] == false);
+}
+
+TEST_CASE("bad run settings are refused with a message", "[train][trainer]")
+{
+    auto cfg = tiny_run(10);
+    cfg.seq = 32; // longer than the model's context of 16
+    CHECK_THROWS_WITH(trainer_t(tiny_model(), cfg, optimizer_config{}, readme_splits()),
+                      Catch::Contains("context"));
+    cfg = tiny_run(10);
+    cfg.warmup = 11;
+    CHECK_THROWS_WITH(trainer_t(tiny_model(), cfg, optimizer_config{}, readme_splits()),
+                      Catch::Contains("warmup"));
+    cfg = tiny_run(10);
+    cfg.seq = 8; // the data was split for 16
+    CHECK_THROWS_WITH(trainer_t(tiny_model(), cfg, optimizer_config{}, readme_splits()),
+                      Catch::Contains("split"));
+}
