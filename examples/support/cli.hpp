@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <type_traits>
 
 #include <boost/hana/accessors.hpp>
 #include <boost/hana/first.hpp>
@@ -17,23 +18,46 @@
 #include <boost/hana/second.hpp>
 #include <boost/hana/string.hpp>
 
+#include <ballast/core/reflect.hpp>
+
 namespace ballast::cli
 {
     /// `--field-name` for every reflected member of `cfg`; defaults shown in --help.
     template <class Config>
     void add_reflected_options(CLI::App& app, Config& cfg, const std::string& group)
     {
-        boost::hana::for_each(boost::hana::accessors<Config>(),
-                              [&](auto pair)
-                              {
-                                  std::string flag = boost::hana::to<const char*>(boost::hana::first(pair));
-                                  for (auto& c : flag)
-                                  {
-                                      c = c == '_' ? '-' : c;
-                                  }
-                                  auto& member = boost::hana::second(pair)(cfg);
-                                  app.add_option("--" + flag, member)->group(group)->capture_default_str();
-                              });
+        boost::hana::for_each(
+          boost::hana::accessors<Config>(),
+          [&](auto pair)
+          {
+              std::string flag = boost::hana::to<const char*>(boost::hana::first(pair));
+              for (auto& c : flag)
+              {
+                  c = c == '_' ? '-' : c;
+              }
+              auto& member = boost::hana::second(pair)(cfg);
+              using V = std::remove_cvref_t<decltype(member)>;
+              if constexpr (ballast::named_enum<V>)
+              {
+                  std::string names;
+                  for (const auto& [n, v] : ballast::enum_names<V>::values)
+                  {
+                      names += names.empty() ? "" : "|";
+                      names += n;
+                  }
+                  app
+                    .add_option_function<std::string>(
+                      "--" + flag,
+                      [&member, flag](const std::string& s)
+                      { member = ballast::parse_enum<V>(s, "--" + flag); },
+                      names + " (default " + std::string(ballast::enum_name(member)) + ")")
+                    ->group(group);
+              }
+              else
+              {
+                  app.add_option("--" + flag, member)->group(group)->capture_default_str();
+              }
+          });
     }
 
     /// Run `body`; turn any exception into "<program>: error: <message>" and exit code 2.
@@ -68,6 +92,11 @@ namespace ballast::cli
             return app.exit(e);
         }
         catch (const CLI::ParseError& e)
+        {
+            std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what());
+            return 2;
+        }
+        catch (const std::exception& e) // e.g. an unknown enum name, from an option's callback
         {
             std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what());
             return 2;

@@ -16,6 +16,7 @@
 #include <boost/hana/type.hpp>
 
 #include <ballast/core/config.hpp>
+#include <ballast/core/named.hpp>
 #include <ballast/policies/policy_set.hpp>
 
 namespace ballast
@@ -28,14 +29,7 @@ namespace ballast
     /// Names of the shipped policy sets, in registry order.
     inline std::vector<std::string> policy_set_names()
     {
-        std::vector<std::string> names;
-        boost::hana::for_each(shipped_policy_sets,
-                              [&](auto t)
-                              {
-                                  using S = typename decltype(t)::type;
-                                  names.emplace_back(S::name);
-                              });
-        return names;
+        return type_names(shipped_policy_sets);
     }
 
     /// Call `f(boost::hana::type_c<S>)` for the shipped set named `name`; throws ballast::error listing the
@@ -43,30 +37,7 @@ namespace ballast
     template <class F>
     void with_policy_set(std::string_view name, F&& f)
     {
-        bool found = false;
-        boost::hana::for_each(shipped_policy_sets,
-                              [&](auto t)
-                              {
-                                  using S = typename decltype(t)::type;
-                                  if (!found && S::name == name)
-                                  {
-                                      found = true;
-                                      f(t);
-                                  }
-                              });
-        if (!found)
-        {
-            std::string known;
-            for (const auto& n : policy_set_names())
-            {
-                if (!known.empty())
-                {
-                    known += ", ";
-                }
-                known += n;
-            }
-            detail::throw_error("policy set", "unknown name '", name, "' (known: ", known, ")");
-        }
+        with_named(shipped_policy_sets, name, "policy set", static_cast<F&&>(f));
     }
 } // namespace ballast
 

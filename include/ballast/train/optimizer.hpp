@@ -42,9 +42,11 @@
 #include <utility>
 
 #include <boost/hana/adapt_struct.hpp>
+#include <boost/hana/tuple.hpp>
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
+#include <ballast/core/named.hpp>
 #include <ballast/core/reflect.hpp>
 #include <ballast/kernels/elementwise.hpp>
 #include <ballast/kernels/reduce.hpp>
@@ -346,6 +348,20 @@ namespace ballast
         std::array<aligned_vector<T>, state_count> m_state;
         std::int64_t m_steps = 0;
     };
+
+    /// The optimizers the tools offer by name (any `optimizer_policy` works in code).
+    inline constexpr auto shipped_optimizers =
+      boost::hana::tuple_t<optim::adamw<weight_decay::independent>, optim::adamw<weight_decay::coupled>,
+                           optim::lion<weight_decay::coupled>, optim::sgd_momentum<weight_decay::coupled>,
+                           optim::rms_scaled<optim::adamw<weight_decay::independent>>>;
+
+    /// Call `f(boost::hana::type_c<O>)` for the shipped optimizer named `name` ("adamw", "adamw_coupled",
+    /// "lion_coupled", "sgd_momentum_coupled", "adamw+rms"); throws ballast::error listing them otherwise.
+    template <class F>
+    void with_optimizer(std::string_view name, F&& f)
+    {
+        with_named(shipped_optimizers, name, "optimizer", static_cast<F&&>(f));
+    }
 } // namespace ballast
 
 BOOST_HANA_ADAPT_STRUCT(ballast::optimizer_config, beta1, beta2, eps, lion_beta2, momentum, weight_decay,
