@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and runs the LR sweep on the default corpus
-# (Debian's `fortunes`): paper_default (qk-layernorm + z-loss) vs paper_baseline (no qk-layernorm) over the
-# paper's 7-point LR grid, printing the final validation loss per LR and each recipe's LR sensitivity.
-# Extra arguments go to the program (e.g. tools/run.sh --steps 100; tools/run.sh --help).
+# The main job: installs what is missing, builds, and runs the default LR-sensitivity study on the default
+# corpus (Debian's `fortunes`): the paper's default recipe with qk-layernorm on/off × z-loss on/off, over the
+# paper's 7-point LR grid at two model sizes (docs/study.md). Prints the table, writes runs/default/
+# (results.jsonl, summary.json, CSVs, per-run metrics) and the plots in runs/default/plots/.
+# Extra arguments go to the study program (e.g. tools/run.sh --steps 100; tools/run.sh --help). Interrupt
+# with Ctrl-C and run it again to resume: finished runs are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh study
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target lr_sweep
-exec build/release/examples/lr_sweep "$@"
+cmake --build --preset release -j "$(nproc)" --target study
+status=0
+build/release/examples/study "$@" || status=$?
+if [ "$status" -eq 0 ]; then
+    out=runs/default
+    for ((i = 1; i <= $#; i++)); do
+        [ "${!i}" = --out ] && { j=$((i + 1)); out=${!j}; }
+        case "${!i}" in --out=*) out=${!i#--out=} ;; --preset) j=$((i + 1)); out=runs/${!j} ;; esac
+    done
+    python3 tools/plot_study.py "$out"
+fi
+exit "$status"

@@ -6,11 +6,11 @@
 set -euo pipefail
 
 # Why each package is here: see README.md, "Dependencies".
-packages=(g++ make cmake ninja-build libxtensor-dev libxsimd-dev libboost-dev nlohmann-json3-dev libcli11-dev catch2)
+packages=(g++ make cmake ninja-build libxtensor-dev libxsimd-dev libboost-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev catch2)
 for group in "$@"; do
     case "$group" in
     bench) packages+=(libbenchmark-dev libopenblas-dev python3) ;;
-    study) packages+=(fortunes) ;;
+    study) packages+=(fortunes python3 python3-numpy python3-matplotlib) ;;
     fixtures) packages+=(python3 python3-numpy python3-torch) ;;
     *) echo "setup.sh: unknown group '$group' (known: bench, study, fixtures)" >&2; exit 2 ;;
     esac

@@ -53,6 +53,10 @@ namespace ballast::cli
                       names + " (default " + std::string(ballast::enum_name(member)) + ")")
                     ->group(group);
               }
+              else if constexpr (ballast::detail::is_vector<V>::value)
+              {
+                  app.add_option("--" + flag, member)->group(group)->delimiter(',')->capture_default_str();
+              }
               else
               {
                   app.add_option("--" + flag, member)->group(group)->capture_default_str();

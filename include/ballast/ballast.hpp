@@ -8,7 +8,9 @@
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
+#include <ballast/core/named.hpp>
 #include <ballast/core/parallel.hpp>
+#include <ballast/core/reflect.hpp>
 #include <ballast/core/rng.hpp>
 #include <ballast/core/simd.hpp>
 #include <ballast/io/safetensors.hpp>
@@ -29,6 +31,7 @@
 #include <ballast/kernels/soft_cap.hpp>
 #include <ballast/kernels/softmax.hpp>
 #include <ballast/model/config.hpp>
+#include <ballast/model/diagnostics.hpp>
 #include <ballast/model/parameters.hpp>
 #include <ballast/model/transformer.hpp>
 #include <ballast/policies/attention.hpp>
@@ -39,8 +42,16 @@
 #include <ballast/policies/position.hpp>
 #include <ballast/policies/registry.hpp>
 #include <ballast/policies/structure.hpp>
+#include <ballast/study/grid.hpp>
+#include <ballast/study/metric.hpp>
+#include <ballast/study/study.hpp>
+#include <ballast/train/checkpoint.hpp>
+#include <ballast/train/data.hpp>
+#include <ballast/train/optimizer.hpp>
 #include <ballast/train/schedule.hpp>
 #include <ballast/train/tokens.hpp>
+#include <ballast/train/train_config.hpp>
+#include <ballast/train/trainer.hpp>
 #include <ballast/version.hpp>
 
 #endif

@@ -346,3 +346,54 @@ TEMPLATE_TEST_CASE("threaded softmax kernels are bit-identical for 1 and 2 threa
     const auto one = run(1), two = run(2);
     CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(T)) == 0);
 }
+
+TEMPLATE_TEST_CASE("causal softmax row diagnostics: the max logit and the entropy of each row",
+                   "[kernels][softmax][diagnostics]", float, double)
+{
+    // Direct definitions in double: max_j x[t, j≤t] and H = −Σ p log p of the softmax of that row.
+    using T = TestType;
+    auto g = ballast::test::rng(311);
+    for (const std::size_t tl : { std::size_t{ 1 }, std::size_t{ 7 }, std::size_t{ 33 }, std::size_t{ 70 } })
+    {
+        CAPTURE(tl);
+        const auto x = ballast::test::uniform<T>(g, tl * tl, -6.0, 6.0);
+        std::vector<T> y(tl * tl), mx(tl), ent(tl), mx_ref(tl), ent_ref(tl), y_ref(tl * tl);
+        bk::softmax_causal_forward(y.data(), x.data(), tl, tl, mx.data(), ent.data());
+        bk::ref::softmax_causal_forward(y_ref.data(), x.data(), tl, tl, mx_ref.data(), ent_ref.data());
+        std::vector<double> mx_direct(tl), ent_direct(tl);
+        for (std::size_t t = 0; t < tl; ++t)
+        {
+            double m = -INFINITY, s = 0, h = 0;
+            for (std::size_t j = 0; j <= t; ++j)
+            {
+                m = std::max(m, double(x[t * tl + j]));
+            }
+            for (std::size_t j = 0; j <= t; ++j)
+            {
+                s += std::exp(double(x[t * tl + j]) - m);
+            }
+            for (std::size_t j = 0; j <= t; ++j)
+            {
+                const double p = std::exp(double(x[t * tl + j]) - m) / s;
+                h -= p > 0 ? p * std::log(p) : 0.0;
+            }
+            mx_direct[t] = m;
+            ent_direct[t] = h;
+        }
+        check_all_close(mx.data(), mx_direct.data(), tl, 0.0, 0.0); // the max is exact
+        check_all_close(mx_ref.data(), mx_direct.data(), tl, 0.0, 0.0);
+        check_all_close(ent.data(), ent_direct.data(), tl, tolerance<T>::rel, tolerance<T>::abs);
+        check_all_close(ent_ref.data(), ent_direct.data(), tl, tolerance<T>::rel, tolerance<T>::abs);
+        check_all_close(y.data(), y_ref.data(), tl * tl, tolerance<T>::rel,
+                        tolerance<T>::abs); // unchanged output
+    }
+    // Closed forms: equal logits over t+1 keys give entropy log(t+1); one dominant logit gives ~0.
+    const std::size_t tl = 9;
+    std::vector<T> x(tl * tl, T(0.5)), y(tl * tl), mx(tl), ent(tl);
+    bk::softmax_causal_forward(y.data(), x.data(), tl, tl, mx.data(), ent.data());
+    for (std::size_t t = 0; t < tl; ++t)
+    {
+        BALLAST_CHECK_CLOSE(ent[t], std::log(double(t + 1)), T);
+        CHECK(mx[t] == T(0.5));
+    }
+}

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <boost/hana/accessors.hpp>
 #include <boost/hana/concept/struct.hpp>
@@ -71,6 +72,18 @@ namespace ballast
         detail::throw_error(std::string(what).c_str(), "unknown value '", name, "' (known: ", known, ")");
     }
 
+    namespace detail
+    {
+        template <class V>
+        struct is_vector : std::false_type
+        {
+        };
+        template <class V, class A>
+        struct is_vector<std::vector<V, A>> : std::true_type
+        {
+        };
+    } // namespace detail
+
     /// A Hana-adapted aggregate.
     template <class S>
     concept reflected = boost::hana::Struct<S>::value;
@@ -101,6 +114,21 @@ namespace ballast
                            {
                                j[std::string(name)] = std::string(enum_name(v));
                            }
+                           else if constexpr (detail::is_vector<V>::value)
+                           {
+                               if constexpr (named_enum<typename V::value_type>)
+                               {
+                                   auto& arr = j[std::string(name)] = nlohmann::json::array();
+                                   for (const auto& e : v)
+                                   {
+                                       arr.push_back(std::string(enum_name(e)));
+                                   }
+                               }
+                               else
+                               {
+                                   j[std::string(name)] = v;
+                               }
+                           }
                            else
                            {
                                j[std::string(name)] = v;
@@ -109,9 +137,67 @@ namespace ballast
         return j;
     }
 
-    /// Set the fields named in `j` (a JSON object); fields not named keep their values. An unknown key, a
-    /// wrong type, a negative or fractional value for an unsigned field, or an unknown enum name throws
-    /// ballast::error naming `what.key`.
+    namespace detail
+    {
+        /// One scalar field from JSON; `what` names it in errors ("model.d_model").
+        template <class V>
+        void scalar_from_json(const nlohmann::json& value, V& member, const std::string& what)
+        {
+            const auto bad = [&](const char* expected)
+            { detail::throw_error(what.c_str(), "must be ", expected, ", got ", value.dump()); };
+            if constexpr (named_enum<V>)
+            {
+                if (!value.is_string())
+                {
+                    bad("a name");
+                }
+                member = parse_enum<V>(value.get<std::string>(), what);
+            }
+            else if constexpr (std::is_same_v<V, bool>)
+            {
+                if (!value.is_boolean())
+                {
+                    bad("true or false");
+                }
+                member = value.get<bool>();
+            }
+            else if constexpr (std::is_integral_v<V>)
+            {
+                const bool negative =
+                  value.is_number_integer() && !value.is_number_unsigned() && value.get<std::int64_t>() < 0;
+                if (!value.is_number_integer() || (std::is_unsigned_v<V> && negative))
+                {
+                    bad(std::is_signed_v<V> ? "an integer" : "a non-negative integer");
+                }
+                member = value.get<V>();
+            }
+            else if constexpr (std::is_floating_point_v<V>)
+            {
+                if (!value.is_number())
+                {
+                    bad("a number");
+                }
+                member = value.get<V>();
+            }
+            else if constexpr (std::is_same_v<V, std::string>)
+            {
+                if (!value.is_string())
+                {
+                    bad("a string");
+                }
+                member = value.get<std::string>();
+            }
+            else
+            {
+                static_assert(!sizeof(V), "from_json: unsupported field type");
+            }
+        }
+    } // namespace detail
+
+    /// Set the fields named in `j` (a JSON object); fields not named keep their values. Scalars, enums (by
+    /// name), strings and std::vectors of those are supported. An unknown key, a wrong type, a negative or
+    /// fractional value for an unsigned field, or an unknown enum name throws ballast::error naming
+    /// `what.key`.
     template <reflected S>
     void from_json(const nlohmann::json& j, S& s, std::string_view what)
     {
@@ -122,69 +208,34 @@ namespace ballast
             const std::string& key = item.key();
             const nlohmann::json& value = item.value();
             bool found = false;
-            for_each_field(s,
-                           [&](std::string_view name, auto& member)
-                           {
-                               if (name != key)
-                               {
-                                   return;
-                               }
-                               found = true;
-                               using V = std::remove_cvref_t<decltype(member)>;
-                               const auto bad = [&](const char* expected) {
-                                   detail::throw_error(where.c_str(), "'", key, "' must be ", expected,
-                                                       ", got ", value.dump());
-                               };
-                               if constexpr (named_enum<V>)
-                               {
-                                   if (!value.is_string())
-                                   {
-                                       bad("a name");
-                                   }
-                                   member = parse_enum<V>(value.get<std::string>(), where + "." + key);
-                               }
-                               else if constexpr (std::is_same_v<V, bool>)
-                               {
-                                   if (!value.is_boolean())
-                                   {
-                                       bad("true or false");
-                                   }
-                                   member = value.get<bool>();
-                               }
-                               else if constexpr (std::is_integral_v<V>)
-                               {
-                                   const bool negative = value.is_number_integer() &&
-                                                         !value.is_number_unsigned() &&
-                                                         value.get<std::int64_t>() < 0;
-                                   const bool ok =
-                                     value.is_number_integer() && (std::is_signed_v<V> || !negative);
-                                   if (!ok)
-                                   {
-                                       bad(std::is_signed_v<V> ? "an integer" : "a non-negative integer");
-                                   }
-                                   member = value.get<V>();
-                               }
-                               else if constexpr (std::is_floating_point_v<V>)
-                               {
-                                   if (!value.is_number())
-                                   {
-                                       bad("a number");
-                                   }
-                                   member = value.get<V>();
-                               }
-                               else if constexpr (std::is_same_v<V, std::string>)
-                               {
-                                   if (!value.is_string())
-                                   {
-                                       bad("a string");
-                                   }
-                                   member = value.get<std::string>();
-                               }
-                               else
-                               {
-                                   static_assert(!sizeof(V), "from_json: unsupported field type");
-                               }
-                           });
+            for_each_field(
+              s,
+              [&](std::string_view name, auto& member)
+              {
+                  if (name != key)
+                  {
+                      return;
+                  }
+                  found = true;
+                  using V = std::remove_cvref_t<decltype(member)>;
+                  const std::string field = where + "." + key;
+                  if constexpr (detail::is_vector<V>::value)
+                  {
+                      BALLAST_CHECK(value.is_array(), field.c_str(), "must be a list, got ", value.dump());
+                      V out(value.size());
+                      for (std::size_t i = 0; i < value.size(); ++i)
+                      {
+                          typename V::value_type v{};
+                          detail::scalar_from_json(value[i], v, field + "[" + std::to_string(i) + "]");
+                          out[i] = v;
+                      }
+                      member = std::move(out);
+                  }
+                  else
+                  {
+                      detail::scalar_from_json(value, member, field);
+                  }
+              });
             BALLAST_CHECK(found, where.c_str(), "unknown key '", key, "'");
         }
     }

@@ -50,23 +50,41 @@ namespace ballast::kernels
 
         /// Softmax of one row of `cols` elements (serial); out may equal in.
         template <class T>
-        inline void softmax_row(T* out, const T* in, std::size_t cols)
+        inline void softmax_row(T* out, const T* in, std::size_t cols, T* max_out = nullptr,
+                                T* entropy_out = nullptr)
         {
             using B = simd::batch<T>;
             if (cols == 0)
             {
                 return;
             }
-            const B mx(row_max<T, false>(in, cols));
+            const T m = row_max<T, false>(in, cols);
+            const B mx(m);
             // Padding lanes load −∞ so that exp(−∞ − m) = 0 leaves the sum unchanged.
             const T pad = -std::numeric_limits<T>::infinity();
+            // Entropy (diagnostics only): H = log s − Σ e·(x − m)/s, accumulated in the same pass as s.
+            B ez(T(0));
             const double s = blocked_sum<T, false>(cols,
                                                    [&](std::size_t i, std::size_t k)
                                                    {
-                                                       const B e = xsimd::exp(load_n(in + i, k, pad) - mx);
+                                                       const B z = load_n(in + i, k, pad) - mx;
+                                                       const B e = xsimd::exp(z);
+                                                       if (entropy_out)
+                                                       {
+                                                           // padding: e = 0 and z = −∞; select avoids 0·∞
+                                                           ez += xsimd::select(e > B(T(0)), e * z, B(T(0)));
+                                                       }
                                                        store_n(out + i, k, e);
                                                        return e;
                                                    });
+            if (max_out)
+            {
+                *max_out = m;
+            }
+            if (entropy_out)
+            {
+                *entropy_out = static_cast<T>(std::log(s) - static_cast<double>(simd::reduce_add(ez)) / s);
+            }
             const B inv(static_cast<T>(1.0 / s));
             for_each_batch<T>(
               0, cols, [&](std::size_t i, std::size_t k) { store_n(out + i, k, load_n(out + i, k) * inv); });
@@ -117,13 +135,16 @@ namespace ballast::kernels
     }
 
     /// Causal softmax of a t_len × t_len block (attention scores): row t is the softmax of
-    /// in[t, 0..t]; out[t, j] = 0 for j > t. Overwrites out (may equal in).
+    /// in[t, 0..t]; out[t, j] = 0 for j > t. Overwrites out (may equal in). Diagnostics, computed in the
+    /// same pass when the pointers are given: row_max[t] = max_j in[t, j] (the max attention logit of query
+    /// t) and row_entropy[t] = −Σ_j y_j·log y_j (nats) of the output row.
     template <class T>
-    inline void softmax_causal_forward(T* out, const T* in, std::size_t t_len, std::size_t ld)
+    inline void softmax_causal_forward(T* out, const T* in, std::size_t t_len, std::size_t ld,
+                                       T* row_max = nullptr, T* row_entropy = nullptr)
     {
         if constexpr (simd::force_scalar)
         {
-            ref::softmax_causal_forward(out, in, t_len, ld);
+            ref::softmax_causal_forward(out, in, t_len, ld, row_max, row_entropy);
         }
         else
         {
@@ -134,7 +155,9 @@ namespace ballast::kernels
                          {
                              for (std::size_t t = r0; t < r1; ++t)
                              {
-                                 detail::softmax_row(out + t * ld, in + t * ld, t + 1);
+                                 detail::softmax_row(out + t * ld, in + t * ld, t + 1,
+                                                     row_max ? row_max + t : nullptr,
+                                                     row_entropy ? row_entropy + t : nullptr);
                                  detail::zero_row(out + t * ld + t + 1, t_len - t - 1);
                              }
                          });

@@ -25,6 +25,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <boost/hana/accessors.hpp>
@@ -46,6 +47,7 @@
 #include <ballast/kernels/gemm.hpp>
 #include <ballast/kernels/softmax.hpp>
 #include <ballast/model/config.hpp>
+#include <ballast/model/diagnostics.hpp>
 #include <ballast/model/parameters.hpp>
 #include <ballast/policies/policy_set.hpp>
 
@@ -60,7 +62,7 @@ namespace ballast
         double aux = 0;
     };
 
-    template <policy_set P, class T = float>
+    template <policy_set P, class T = float, diagnostics::diagnostics_policy Diag = diagnostics::none>
     class transformer
     {
         static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
@@ -180,6 +182,16 @@ namespace ballast
             const loss_parts l = run_forward(tokens, targets, batch, seq, true);
             run_backward(tokens);
             return l;
+        }
+
+        /// Diagnostics (only with a diagnostics policy): record the statistics of the following forward
+        /// passes (`forward_diagnostics()`), or stop recording. Off by default.
+        void set_recording(bool on) noexcept requires(Diag::enabled) { m_diag.recording = on; }
+
+        /// The statistics of the last recorded forward pass (model/diagnostics.hpp).
+        const diagnostics::forward_stats& forward_diagnostics() const noexcept requires(Diag::enabled)
+        {
+            return m_diag.stats;
         }
 
         /// Output logits of the last forward pass, [N][V] (after the output cap).
@@ -478,6 +490,13 @@ namespace ballast
             check_inputs(tokens, targets, batch, seq);
             ensure_shape(batch, seq);
             m_n = batch * seq;
+            if constexpr (Diag::enabled)
+            {
+                if (m_diag.recording)
+                {
+                    m_diag.prepare(batch, seq, m_cfg.n_heads, m_cfg.n_layers);
+                }
+            }
             const std::size_t n = m_n, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab,
                               L = m_cfg.n_layers, H = m_cfg.n_heads, dh = m_cfg.head_dim();
             const T eps = static_cast<T>(m_cfg.norm_eps);
@@ -548,6 +567,13 @@ namespace ballast
                 {
                     add_bias(out, p(b.down_b), n, d);
                 }
+                if constexpr (Diag::enabled)
+                {
+                    if (m_diag.recording)
+                    {
+                        record_layer(l, batch, seq, out);
+                    }
+                }
             }
 
             // Final norm, head, loss.
@@ -567,6 +593,13 @@ namespace ballast
             {
                 total += static_cast<double>(A.row_loss[r]);
                 zsum += static_cast<double>(A.lse[r]) * static_cast<double>(A.lse[r]);
+            }
+            if constexpr (Diag::enabled)
+            {
+                if (m_diag.recording)
+                {
+                    record_output(n, v);
+                }
             }
             loss_parts out;
             out.loss = total / static_cast<double>(n);
@@ -588,6 +621,13 @@ namespace ballast
             T* att = m_act.att.data() + l * n * d;
             const double cap = m_cfg.attn_soft_cap;
             const std::ptrdiff_t pairs = static_cast<std::ptrdiff_t>(batch * H);
+            if constexpr (Diag::enabled)
+            {
+                if (m_diag.recording)
+                {
+                    head_norms(qkv, ld, batch * seq, H, dh, m_diag.q_norm.data(), m_diag.k_norm.data());
+                }
+            }
 #pragma omp parallel for schedule(static) if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
             for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
             {
@@ -598,12 +638,25 @@ namespace ballast
                 T* z = probs + static_cast<std::size_t>(bh) * tt;
                 kernels::gemm(kernels::gemm_layout::nt, seq, seq, dh, q, ld, k, ld, T(0), z, seq);
                 kernels::scale(z, s, tt);
+                T* row_max = nullptr;
+                T* row_entropy = nullptr;
+                if constexpr (Diag::enabled)
+                {
+                    if (m_diag.recording)
+                    {
+                        row_max = m_diag.row_max.data() + static_cast<std::size_t>(bh) * seq;
+                        row_entropy = m_diag.row_entropy.data() + static_cast<std::size_t>(bh) * seq;
+                        m_diag.pair_cos[static_cast<std::size_t>(bh)] = causal_cosine_sum(
+                          z, static_cast<double>(s), m_diag.q_norm.data() + bi * seq * H + h,
+                          m_diag.k_norm.data() + bi * seq * H + h, H, seq);
+                    }
+                }
                 if constexpr (AttnCap::active)
                 {
                     AttnCap::forward(z, tt, cap);
                     kernels::copy(capped + static_cast<std::size_t>(bh) * tt, z, tt);
                 }
-                kernels::softmax_causal_forward(z, z, seq, seq);
+                kernels::softmax_causal_forward(z, z, seq, seq, row_max, row_entropy);
                 kernels::gemm(kernels::gemm_layout::nn, seq, dh, seq, z, seq, vv, ld, T(0),
                               att + bi * seq * d + h * dh, d);
             }
@@ -724,6 +777,13 @@ namespace ballast
             T* scratch = m_act.dscratch.data();
             const double cap = m_cfg.attn_soft_cap;
             const std::ptrdiff_t pairs = static_cast<std::ptrdiff_t>(batch * H);
+            if constexpr (Diag::enabled)
+            {
+                if (m_diag.recording)
+                {
+                    head_norms(qkv, ld, batch * seq, H, dh, m_diag.q_norm.data(), m_diag.k_norm.data());
+                }
+            }
 #pragma omp parallel for schedule(static) if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
             for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
             {
@@ -762,6 +822,133 @@ namespace ballast
         aligned_vector<T> m_params, m_grads;
         activations m_act;
         std::size_t m_n = 0;
+
+        // ------------------------------------------------------------------------------------------------
+        // Diagnostics (compiled only with a diagnostics policy)
+
+        struct diag_state
+        {
+            bool recording = false;
+            diagnostics::forward_stats stats;
+            aligned_vector<T> row_max, row_entropy, q_norm, k_norm; // per (batch, head, row) / (token, head)
+            std::vector<double> pair_cos; // per (batch, head): Σ cos over causal pairs
+
+            void prepare(std::size_t batch, std::size_t seq, std::size_t heads, std::size_t layers)
+            {
+                row_max.resize(batch * heads * seq);
+                row_entropy.resize(batch * heads * seq);
+                q_norm.resize(batch * seq * heads);
+                k_norm.resize(batch * seq * heads);
+                pair_cos.resize(batch * heads);
+                stats.valid = false;
+                stats.layers.assign(layers, {});
+            }
+        };
+        struct no_diag_state
+        {
+        };
+        [[no_unique_address]] std::conditional_t<Diag::enabled, diag_state, no_diag_state> m_diag;
+
+        /// ‖q‖ and ‖k‖ of every (token, head), as used in the logits: out[row·H + h].
+        static void head_norms(const T* qkv, std::size_t ld, std::size_t n, std::size_t H, std::size_t dh,
+                               T* qn, T* kn)
+        {
+            const std::size_t d = H * dh;
+            for (std::size_t r = 0; r < n; ++r)
+            {
+                for (std::size_t h = 0; h < H; ++h)
+                {
+                    const T* q = qkv + r * ld + h * dh;
+                    qn[r * H + h] = std::sqrt(kernels::sum_squares(q, dh));
+                    kn[r * H + h] = std::sqrt(kernels::sum_squares(q + d, dh));
+                }
+            }
+        }
+
+        /// Σ over causal pairs (t ≥ u) of cos(q_t, k_u) = z[t, u] / (s·‖q_t‖·‖k_u‖), from the scaled logits
+        /// before any cap; pairs with a zero norm count as 0.
+        static double causal_cosine_sum(const T* z, double s, const T* qn, const T* kn, std::size_t H,
+                                        std::size_t seq)
+        {
+            double sum = 0;
+            for (std::size_t t = 0; t < seq; ++t)
+            {
+                const double a = s * static_cast<double>(qn[t * H]);
+                for (std::size_t u = 0; u <= t; ++u)
+                {
+                    const double den = a * static_cast<double>(kn[u * H]);
+                    sum += den > 0 ? static_cast<double>(z[t * seq + u]) / den : 0.0;
+                }
+            }
+            return sum;
+        }
+
+        /// Reduce the attention statistics of layer l (serially: deterministic) and the residual RMS.
+        void record_layer(std::size_t l, std::size_t batch, std::size_t seq, const T* out)
+        {
+            const std::size_t H = m_cfg.n_heads, n = batch * seq;
+            auto& st = m_diag.stats.layers[l];
+            st.max_logit_head.assign(H, -std::numeric_limits<double>::infinity());
+            double ent_sum = 0, ent_min = std::numeric_limits<double>::infinity(), cos_sum = 0;
+            for (std::size_t bi = 0; bi < batch; ++bi)
+            {
+                for (std::size_t h = 0; h < H; ++h)
+                {
+                    const std::size_t bh = bi * H + h;
+                    for (std::size_t t = 0; t < seq; ++t)
+                    {
+                        const double mx = m_diag.row_max[bh * seq + t], e = m_diag.row_entropy[bh * seq + t];
+                        st.max_logit_head[h] = std::isnan(mx) ? mx : std::max(st.max_logit_head[h], mx);
+                        ent_sum += e;
+                        ent_min = std::min(ent_min, e);
+                    }
+                    cos_sum += m_diag.pair_cos[bh];
+                }
+            }
+            st.max_logit = -std::numeric_limits<double>::infinity();
+            for (const double m : st.max_logit_head)
+            {
+                st.max_logit = std::isnan(m) ? m : std::max(st.max_logit, m);
+            }
+            st.entropy_mean = ent_sum / static_cast<double>(batch * H * seq);
+            st.entropy_min = ent_min;
+            st.qk_cos_mean =
+              cos_sum / (static_cast<double>(batch * H) * static_cast<double>(seq * (seq + 1) / 2));
+            double qs = 0, ks = 0;
+            for (std::size_t i = 0; i < n * H; ++i)
+            {
+                qs += m_diag.q_norm[i];
+                ks += m_diag.k_norm[i];
+            }
+            st.q_norm_mean = qs / static_cast<double>(n * H);
+            st.k_norm_mean = ks / static_cast<double>(n * H);
+            st.residual_rms = std::sqrt(static_cast<double>(kernels::sum_squares(out, n * m_cfg.d_model)) /
+                                        static_cast<double>(n * m_cfg.d_model));
+        }
+
+        /// log Z statistics per token and the mean output logit.
+        void record_output(std::size_t n, std::size_t v)
+        {
+            auto& st = m_diag.stats;
+            double sum = 0, mn = std::numeric_limits<double>::infinity();
+            for (std::size_t r = 0; r < n; ++r)
+            {
+                sum += m_act.lse[r];
+                mn = std::min<double>(mn, m_act.lse[r]);
+            }
+            const double mean = sum / static_cast<double>(n);
+            double sq = 0;
+            for (std::size_t r = 0; r < n; ++r)
+            {
+                sq += (m_act.lse[r] - mean) * (m_act.lse[r] - mean);
+            }
+            st.log_z_mean = mean;
+            st.log_z_min = mn;
+            st.log_z_std = std::sqrt(sq / static_cast<double>(n));
+            st.logit_mean =
+              static_cast<double>(kernels::sum(m_act.logits.data(), n * v)) / static_cast<double>(n * v);
+            st.valid = true;
+        }
     };
 } // namespace ballast
 

@@ -206,6 +206,7 @@ namespace ballast
             static constexpr weight_decay decay = Decay;
             static constexpr bool param_rms_scaling = false;
             static constexpr std::array<std::string_view, 2> state_names{ "m", "v" };
+            static constexpr bool adam_like = true; ///< state is (m, v): the direction can be re-derived
 
             template <class T>
             static void update(T* theta, std::array<T*, 2> state, const T* grad, std::size_t n,
@@ -333,6 +334,43 @@ namespace ballast
                 }
                 O::update(params.data() + e.offset, s, grads.data() + e.offset, e.size, a, m_cfg);
             }
+        }
+
+        /// Statistics of the last step's direction for one tensor (diagnostics; AdamW only, NaN otherwise):
+        /// the RMS of the unscaled update Δ = m̂/(√v̂ + ε) and the fraction of coordinates where √v̂ < ε
+        /// ("ε-dominated": there the update shrinks towards m̂/ε, Wortsman et al. 2023 §3.4).
+        struct direction_stat
+        {
+            double update_rms = std::nan("");
+            double eps_fraction = std::nan("");
+        };
+
+        direction_stat direction_stats(const param_entry& e) const
+        {
+            direction_stat out;
+            if constexpr (requires { requires O::adam_like; })
+            {
+                if (m_steps < 1 || e.size == 0)
+                {
+                    return out;
+                }
+                const double t = static_cast<double>(m_steps);
+                const double bc1 = 1 - std::pow(m_cfg.beta1, t), bc2 = 1 - std::pow(m_cfg.beta2, t);
+                const T* m = m_state[0].data() + e.offset;
+                const T* v = m_state[1].data() + e.offset;
+                double sq = 0;
+                std::size_t dominated = 0;
+                for (std::size_t i = 0; i < e.size; ++i)
+                {
+                    const double root = std::sqrt(static_cast<double>(v[i]) / bc2);
+                    const double u = (static_cast<double>(m[i]) / bc1) / (root + m_cfg.eps);
+                    sq += u * u;
+                    dominated += root < m_cfg.eps ? 1 : 0;
+                }
+                out.update_rms = std::sqrt(sq / static_cast<double>(e.size));
+                out.eps_fraction = static_cast<double>(dominated) / static_cast<double>(e.size);
+            }
+            return out;
         }
 
         /// RMS of a tensor, √(Σθ²/n), in a fixed summation order.

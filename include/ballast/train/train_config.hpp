@@ -57,6 +57,8 @@ namespace ballast
         std::string checkpoint_dir;          ///< where checkpoints go (empty: no checkpoints)
         std::string metrics_path;            ///< JSONL metrics log (empty: none)
         bool handle_signals = false;         ///< SIGINT/SIGTERM: checkpoint and stop cleanly
+        std::size_t diag_interval =
+          10; ///< with a diagnostics policy: record every this many steps (0: never)
 
         bool operator==(const train_config&) const = default;
 
@@ -93,7 +95,7 @@ namespace ballast
 BOOST_HANA_ADAPT_STRUCT(ballast::train_config, steps, batch, seq, lr, schedule, warmup, min_lr,
                         decay_fraction, val_fraction, eval_interval, eval_batches, divergence_factor, seed,
                         threads, log_interval, checkpoint_interval, checkpoint_dir, metrics_path,
-                        handle_signals);
+                        handle_signals, diag_interval);
 
 namespace ballast
 {
@@ -102,7 +104,7 @@ namespace ballast
     {
         auto j = to_json(c);
         for (const char* k : { "threads", "log_interval", "checkpoint_interval", "checkpoint_dir",
-                               "metrics_path", "handle_signals" })
+                               "metrics_path", "handle_signals", "diag_interval" })
         {
             j.erase(k);
         }

@@ -44,6 +44,7 @@
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
 #include <ballast/kernels/reduce.hpp>
+#include <ballast/model/diagnostics.hpp>
 #include <ballast/model/transformer.hpp>
 #include <ballast/train/checkpoint.hpp>
 #include <ballast/train/data.hpp>
@@ -72,6 +73,9 @@ namespace ballast
         double clip = 1;              ///< clipping factor applied
         double tokens_per_second = 0; ///< training throughput since the run (or resume) started
         double elapsed_seconds = 0;
+        /// With a diagnostics policy, on recorded steps: the step's diagnostics (schema in
+        /// docs/diagnostics.md); nullptr otherwise.
+        const nlohmann::json* diagnostics = nullptr;
     };
 
     /// Handed to on_eval after each evaluation.
@@ -105,6 +109,10 @@ namespace ballast
         bool interrupted = false; ///< stopped by a signal or a callback before the last step
         double train_seconds = 0;
         std::vector<std::pair<std::size_t, double>> evals; ///< (step, validation CE)
+        /// With a diagnostics policy: (steps completed, max attention logit over layers) per recorded step,
+        /// and the last recorded diagnostics.
+        std::vector<std::pair<std::size_t, double>> max_attn_logit;
+        nlohmann::json last_diagnostics;
     };
 
     namespace detail
@@ -240,11 +248,12 @@ namespace ballast
     } // namespace detail
 
     /// Trains a `transformer<P, T>` with optimizer policy `O` on a token split.
-    template <policy_set P, optim::optimizer_policy O = optim::adamw<>, class T = float>
+    template <policy_set P, optim::optimizer_policy O = optim::adamw<>, class T = float,
+              diagnostics::diagnostics_policy Diag = diagnostics::none>
     class trainer
     {
     public:
-        using model_type = transformer<P, T>;
+        using model_type = transformer<P, T, Diag>;
         using optimizer_type = optimizer<O, T>;
 
         /// Builds and initialises the model from `train.seed`. `data` must outlive the trainer and must have
@@ -448,6 +457,12 @@ namespace ballast
             {
                 const std::size_t t = m_step;
                 m_data.train_batch(m_train.seed, t, m_train.batch, m_batch);
+                [[maybe_unused]] const bool record =
+                  Diag::enabled && m_train.diag_interval != 0 && t % m_train.diag_interval == 0;
+                if constexpr (Diag::enabled)
+                {
+                    m_model.set_recording(record);
+                }
                 const loss_parts loss =
                   m_model.forward_backward(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
                 const auto grads = m_model.gradients();
@@ -476,8 +491,24 @@ namespace ballast
                 }
                 const double lr = sched.lr(t);
                 const double clip = clip_factor(norm, m_opt.config().clip);
+                nlohmann::json diag;
+                if constexpr (Diag::enabled)
+                {
+                    m_model.set_recording(false); // evaluations are not recorded
+                    if (record)
+                    {
+                        diag = tensor_stats_before(grads);
+                    }
+                }
                 m_opt.step(m_model.parameters(), grads, lr, lr / m_train.lr, clip);
                 ++m_step;
+                if constexpr (Diag::enabled)
+                {
+                    if (record)
+                    {
+                        complete_diagnostics(diag);
+                    }
+                }
                 m_result.steps_done = m_step;
                 const double elapsed =
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -490,8 +521,11 @@ namespace ballast
                                       clip,
                                       static_cast<double>((m_step - first) * m_train.batch * m_train.seq) /
                                         std::max(elapsed, 1e-9),
-                                      elapsed };
-                if (m_train.log_interval && (m_step % m_train.log_interval == 0 || m_step == m_train.steps))
+                                      elapsed,
+                                      diag.is_null() ? nullptr : &diag };
+                if ((m_train.log_interval &&
+                     (m_step % m_train.log_interval == 0 || m_step == m_train.steps)) ||
+                    !diag.is_null())
                 {
                     log_step(info);
                 }
@@ -529,6 +563,61 @@ namespace ballast
         }
 
     private:
+        /// Diagnostics, part 1 (before the update): per-tensor gradient and parameter RMS.
+        nlohmann::json tensor_stats_before(std::span<const T> grads) const
+        {
+            nlohmann::json tensors = nlohmann::json::object();
+            for (const auto& e : m_model.layout().entries())
+            {
+                tensors[e.name] = { { "grad_rms", finite_or_null(optimizer_type::tensor_rms(
+                                                    grads.data() + e.offset, e.size)) },
+                                    { "param_rms", finite_or_null(optimizer_type::tensor_rms(
+                                                     m_model.parameters().data() + e.offset, e.size)) } };
+            }
+            return { { "tensors", std::move(tensors) } };
+        }
+
+        /// Diagnostics, part 2 (after the update): the update direction per tensor and the forward pass's
+        /// attention, residual and output statistics. Also the flat keys the plots read.
+        void complete_diagnostics(nlohmann::json& diag) requires(Diag::enabled)
+        {
+            for (const auto& e : m_model.layout().entries())
+            {
+                const auto d = m_opt.direction_stats(e);
+                auto& t = diag["tensors"][e.name];
+                t["update_rms"] = finite_or_null(d.update_rms);
+                t["eps_fraction"] = finite_or_null(d.eps_fraction);
+            }
+            const auto& f = m_model.forward_diagnostics();
+            nlohmann::json layers = nlohmann::json::array();
+            double max_logit = -std::numeric_limits<double>::infinity();
+            for (const auto& l : f.layers)
+            {
+                nlohmann::json heads = nlohmann::json::array();
+                for (const double h : l.max_logit_head)
+                {
+                    heads.push_back(finite_or_null(h));
+                }
+                layers.push_back({ { "max_logit", finite_or_null(l.max_logit) },
+                                   { "max_logit_head", heads },
+                                   { "entropy_min", finite_or_null(l.entropy_min) },
+                                   { "entropy_mean", finite_or_null(l.entropy_mean) },
+                                   { "q_norm_mean", finite_or_null(l.q_norm_mean) },
+                                   { "k_norm_mean", finite_or_null(l.k_norm_mean) },
+                                   { "qk_cos_mean", finite_or_null(l.qk_cos_mean) },
+                                   { "residual_rms", finite_or_null(l.residual_rms) } });
+                max_logit = std::isnan(l.max_logit) ? l.max_logit : std::max(max_logit, l.max_logit);
+            }
+            diag["layers"] = std::move(layers);
+            diag["max_attn_logit"] = finite_or_null(max_logit);
+            diag["log_z_mean"] = finite_or_null(f.log_z_mean);
+            diag["log_z_std"] = finite_or_null(f.log_z_std);
+            diag["log_z_min"] = finite_or_null(f.log_z_min);
+            diag["logit_mean"] = finite_or_null(f.logit_mean);
+            m_result.max_attn_logit.emplace_back(m_step, max_logit);
+            m_result.last_diagnostics = diag;
+        }
+
         static std::string state_tensor_name(std::size_t s, const std::string& param)
         {
             return "optimizer." + std::string(O::state_names[s]) + "." + param;
@@ -612,15 +701,30 @@ namespace ballast
 
         void log_step(const step_info& s) const
         {
-            log_line({ { "type", "step" },
-                       { "step", s.step + 1 },
-                       { "lr", s.lr },
-                       { "loss", finite_or_null(s.loss.loss) },
-                       { "ce", finite_or_null(s.loss.ce) },
-                       { "zloss", finite_or_null(s.loss.aux) },
-                       { "grad_norm", finite_or_null(s.grad_norm) },
-                       { "clip", s.clip },
-                       { "tokens_per_s", s.tokens_per_second } });
+            nlohmann::json line = { { "type", "step" },
+                                    { "step", s.step + 1 },
+                                    { "lr", s.lr },
+                                    { "loss", finite_or_null(s.loss.loss) },
+                                    { "ce", finite_or_null(s.loss.ce) },
+                                    { "zloss", finite_or_null(s.loss.aux) },
+                                    { "grad_norm", finite_or_null(s.grad_norm) },
+                                    { "clip", s.clip },
+                                    { "tokens_per_s", s.tokens_per_second } };
+            if (s.diagnostics) // the headline signals inline; everything in the following "diag" line
+            {
+                for (const char* k : { "max_attn_logit", "log_z_mean" })
+                {
+                    line[k] = (*s.diagnostics)[k];
+                }
+            }
+            log_line(line);
+            if (s.diagnostics)
+            {
+                auto j = *s.diagnostics;
+                j["type"] = "diag";
+                j["step"] = s.step + 1;
+                log_line(j);
+            }
         }
 
         void log_eval(std::size_t step, const loss_parts& l) const

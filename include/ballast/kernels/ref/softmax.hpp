@@ -21,7 +21,8 @@ namespace ballast::kernels::ref
     {
         /// Softmax of one row of `cols` elements (double arithmetic).
         template <class T>
-        inline void softmax_row(T* out, const T* in, std::size_t cols)
+        inline void softmax_row(T* out, const T* in, std::size_t cols, T* max_out = nullptr,
+                                T* entropy_out = nullptr)
         {
             if (cols == 0)
             {
@@ -44,6 +45,20 @@ namespace ballast::kernels::ref
             {
                 e[j] = std::exp(static_cast<double>(in[j]) - mx);
                 s += e[j];
+            }
+            if (max_out)
+            {
+                *max_out = static_cast<T>(mx);
+            }
+            if (entropy_out)
+            {
+                // H = −Σ p·log p with p = e/s, log p = (x − m) − log s:  H = log s − Σ e·(x − m) / s.
+                double ez = 0;
+                for (std::size_t j = 0; j < cols; ++j)
+                {
+                    ez += e[j] * (static_cast<double>(in[j]) - mx);
+                }
+                *entropy_out = static_cast<T>(std::log(s) - ez / s);
             }
             for (std::size_t j = 0; j < cols; ++j)
             {
@@ -78,15 +93,18 @@ namespace ballast::kernels::ref
         }
     }
 
-    /// Causal softmax of a t_len × t_len block: row t over columns 0..t; out[t, j > t] = 0.
+    /// Causal softmax of a t_len × t_len block: row t over columns 0..t; out[t, j > t] = 0. Optional
+    /// diagnostics per row: the max input (logit) and the entropy of the output distribution (nats).
     template <class T>
-    inline void softmax_causal_forward(T* out, const T* in, std::size_t t_len, std::size_t ld)
+    inline void softmax_causal_forward(T* out, const T* in, std::size_t t_len, std::size_t ld,
+                                       T* row_max = nullptr, T* row_entropy = nullptr)
     {
         BALLAST_CHECK(ld >= t_len, "ref::softmax_causal_forward", "ld (", ld, ") must be >= t_len (", t_len,
                       ")");
         for (std::size_t t = 0; t < t_len; ++t)
         {
-            ref_detail::softmax_row(out + t * ld, in + t * ld, t + 1);
+            ref_detail::softmax_row(out + t * ld, in + t * ld, t + 1, row_max ? row_max + t : nullptr,
+                                    row_entropy ? row_entropy + t : nullptr);
             for (std::size_t j = t + 1; j < t_len; ++j)
             {
                 out[t * ld + j] = T(0);
