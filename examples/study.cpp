@@ -8,6 +8,7 @@
 // writes results.jsonl, summary.json, CSVs and per-run metrics into --out; `tools/plot_study.py DIR` draws
 // the plots. Interrupt with Ctrl-C and run the same command again to resume: finished runs are kept. Bad
 // input exits with code 2 and one line; an interrupted study exits with 130.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -73,6 +74,52 @@ namespace
                              "3 comparison)",
                              s };
         }
+        {
+            // Claim 8: without weight decay, z-loss keeps high-LR runs from output-logit divergence.
+            auto s = proxy_base();
+            s.study.name = "no_decay";
+            s.study.weight_decays = { 0.0 };
+            p["no_decay"] = {
+                "the default grid without weight decay (claim 8: z-loss vs output-logit divergence)", s
+            };
+        }
+        {
+            // Claim 10: longer warm-up lowers LR sensitivity. Warm-up at 0.5%, 5% and 25% of the steps.
+            auto s = proxy_base();
+            s.study.name = "warmup";
+            s.study.warmups = { 3, 25, 125 };
+            p["warmup"] = { "paper_default with warm-up 0.5% / 5% / 25% of the steps (claim 10)", s };
+        }
+        {
+            // Claim 11: independent decay (1e-4) vs coupled decay (0.1, PyTorch's AdamW), on the 8-point grid
+            // {1e-4 ... 3e-1} with the paper's shifted 7-point window.
+            auto s = proxy_base();
+            s.study.name = "weight_decay";
+            s.study.lrs = { 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1 };
+            s.study.sensitivity_window = 7;
+            p["weight_decay"] = {
+                "paper_default with independent (1e-4) vs coupled (0.1) AdamW decay (claim 11)", s
+            };
+        }
+        {
+            // Claim 16: muParam (simple) moves the optimal LR less across width than standard
+            // parameterisation.
+            auto s = proxy_base();
+            s.study.name = "mup";
+            s.study.sizes = { "d32_L2_H2", "d64_L2_H4", "d128_L2_H8" };
+            p["mup"] = {
+                "paper_default vs muParam (simple) across 3 widths (claim 16: the optimal LR stops moving)", s
+            };
+        }
+        {
+            // Claim 23: AdamW eps near the gradient RMS collapses the update RMS and hurts the loss.
+            auto s = proxy_base();
+            s.study.name = "eps";
+            s.study.sizes = { "d64_L2_H4" };
+            s.study.lrs = { 1e-3, 1e-2, 1e-1 };
+            s.study.epss = { 1e-15, 1e-8, 1e-5, 1e-4, 1e-3 };
+            p["eps"] = { "paper_default with AdamW eps from 1e-15 to 1e-3 (claim 23: eps-collapse)", s };
+        }
         return p;
     }
 
@@ -102,11 +149,69 @@ namespace
         return buf;
     }
 
-    /// The terminal table: one row per group, one column per LR.
-    void print_table(const std::vector<st::group_summary>& groups, const std::vector<double>& lrs)
+    /// The terminal table: one row per group (recipe, and every grid axis that varies), one column per LR.
+    void print_table(std::vector<st::group_summary> groups, const std::vector<double>& lrs,
+                     const std::vector<st::run_spec>& grid)
     {
+        std::ranges::stable_sort(groups, {}, &st::group_summary::params);
+        std::vector<std::string> order; // recipes in grid order
+        for (const auto& r : grid)
+        {
+            if (std::ranges::find(order, r.recipe_name + r.optimizer) == order.end())
+            {
+                order.push_back(r.recipe_name + r.optimizer);
+            }
+        }
+        std::ranges::stable_sort(groups, {},
+                                 [&](const st::group_summary& g) {
+                                     return std::ranges::find(order, g.recipe + g.optimizer) - order.begin();
+                                 });
+        const auto varies = [&](auto field)
+        {
+            for (const auto& g : groups)
+            {
+                if (field(g) != field(groups.front()))
+                {
+                    return true;
+                }
+            }
+            return false;
+        };
+        const bool v_opt = varies([](const auto&g) { return g.optimizer; }),
+                   v_wu = varies([](const auto&g) { return g.warmup; }),
+                   v_wd = varies([](const auto&g) { return g.weight_decay; }),
+                   v_eps = varies([](const auto&g) { return g.eps; }),
+                   v_steps = varies([](const auto&g) { return g.steps; });
+        const auto label = [&](const st::group_summary& g)
+        {
+            std::string l = g.recipe;
+            char buf[64];
+            if (v_opt)
+                l += " " + g.optimizer;
+            if (v_wu)
+                l += " wu=" + std::to_string(g.warmup);
+            if (v_wd)
+            {
+                std::snprintf(buf, sizeof buf, " wd=%g", g.weight_decay);
+                l += buf;
+            }
+            if (v_eps)
+            {
+                std::snprintf(buf, sizeof buf, " eps=%g", g.eps);
+                l += buf;
+            }
+            if (v_steps)
+                l += " steps=" + std::to_string(g.steps);
+            return l;
+        };
+        std::size_t width = 14;
+        for (const auto& g : groups)
+        {
+            width = std::max(width, label(g).size());
+        }
+        const int w = static_cast<int>(width);
         std::printf("\nfinal validation loss (cross-entropy, nats/byte) per peak LR\n");
-        std::printf("%-14s %-11s %9s", "recipe", "size", "params");
+        std::printf("%-*s %-11s %9s", w, "recipe", "size", "params");
         for (const double lr : lrs)
         {
             std::printf(" %9.0e", lr);
@@ -114,7 +219,7 @@ namespace
         std::printf(" | %7s %7s %8s %7s\n", "l0", "best", "best LR", "LR sens");
         for (const auto& g : groups)
         {
-            std::printf("%-14s %-11s %9zu", g.recipe.c_str(), g.size.c_str(), g.params);
+            std::printf("%-*s %-11s %9zu", w, label(g).c_str(), g.size.c_str(), g.params);
             for (const double lr : lrs)
             {
                 const auto it =
@@ -162,7 +267,7 @@ namespace
         const auto finished = runner.run(obs);
         bar.finish();
         const auto groups = st::summarise(finished, spec.study.sensitivity_window);
-        print_table(groups, spec.study.lrs);
+        print_table(groups, spec.study.lrs, runner.runs());
         std::printf(
           "\n%zu of %zu runs finished (%.1f s this session). LR sensitivity = mean over the LR grid of "
           "min(loss, l0) - best (Wortsman et al. 2023 §2.2); diverged runs count as l0.\n",
@@ -221,13 +326,33 @@ int main(int argc, char** argv)
         return rc;
     }
     spec.out = o.out.empty() ? std::filesystem::path("runs") / o.preset : std::filesystem::path(o.out);
-    return ballast::cli::run_main("study",
-                                  [&]
-                                  {
-                                      if (o.preset == "default")
-                                      {
-                                          return run_preset(default_recipes(), spec, o);
-                                      }
-                                      return 2;
-                                  });
+    return ballast::cli::run_main(
+      "study",
+      [&]
+      {
+          using adamw = ballast::optim::adamw<>;
+          if (o.preset == "default" || o.preset == "no_decay")
+          {
+              return run_preset(default_recipes(), spec, o);
+          }
+          if (o.preset == "warmup" || o.preset == "eps")
+          {
+              return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default>, hana::tuple_t<adamw>),
+                                spec, o);
+          }
+          if (o.preset == "weight_decay")
+          {
+              return run_preset(
+                st::recipe_grid(hana::tuple_t<ballast::paper_default>,
+                                hana::tuple_t<adamw, ballast::optim::adamw<ballast::weight_decay::coupled>>),
+                spec, o);
+          }
+          if (o.preset == "mup")
+          {
+              return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default, ballast::mup_recipe>,
+                                                hana::tuple_t<adamw>),
+                                spec, o);
+          }
+          ballast::detail::throw_error("study", "preset '", o.preset, "' has no recipes");
+      });
 }

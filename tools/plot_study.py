@@ -480,7 +480,9 @@ def plot_loss_vs_lr(plt, groups, all_lrs, study, out_dir, written):
     vary = varying_axes(groups)
     grid = panel_grid(groups, vary)
     colors = size_colors(groups)
-    top_ref = max(l0s) if l0s else max(finals)
+    # Zoom on the finite losses (the paper's Fig 1 does): l0 is usually far above them; runs above the
+    # range are drawn as markers on the top edge, and the l0 line only shows when it is in range.
+    top_ref = (min(max(finals), max(l0s)) if l0s else max(finals)) if finals else max(l0s)
     bottom_ref = min(finals) if finals else (min(l0s) - 1.0)
     span = max(top_ref - bottom_ref, 0.2)
     ylim = (bottom_ref - 0.08 * span, top_ref + 0.12 * span)
@@ -649,8 +651,12 @@ def default_selection(groups):
 
 
 def series(recs, field):
+    """(steps, values) of the records that carry `field` (records without it are skipped, so sparse
+    signals such as diagnostics recorded every k steps still draw as lines); non-finite values are NaN."""
     xs, ys = [], []
     for r in recs:
+        if field not in r:
+            continue
         y = finite(r.get(field))
         xs.append(r["step"])
         ys.append(y if y is not None else float("nan"))

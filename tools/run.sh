@@ -18,6 +18,8 @@ if [ "$status" -eq 0 ]; then
         [ "${!i}" = --out ] && { j=$((i + 1)); out=${!j}; }
         case "${!i}" in --out=*) out=${!i#--out=} ;; --preset) j=$((i + 1)); out=runs/${!j} ;; esac
     done
-    python3 tools/plot_study.py "$out"
+    # Debian's python3 (with python3-matplotlib from setup.sh), even when another python3 comes first in PATH.
+    py=/usr/bin/python3; [ -x "$py" ] || py=python3
+    "$py" tools/plot_study.py "$out"
 fi
 exit "$status"

@@ -59,8 +59,10 @@ namespace ballast::study
         std::string name = "study";
         std::vector<std::string> sizes = { "d64_L2_H4" }; ///< model sizes, "d<d_model>_L<layers>_H<heads>"
         std::vector<double> lrs = paper_lr_grid();        ///< peak learning rates
-        std::vector<std::size_t> warmups;     ///< warm-up lengths (empty: the base train config's)
-        std::vector<double> weight_decays;    ///< λ values (empty: the base optimizer config's)
+        std::vector<std::size_t> warmups;  ///< warm-up lengths (empty: the base train config's)
+        std::vector<double> weight_decays; ///< λ values (empty: the base optimizer config's)
+        /// λ values for recipes whose optimizer uses coupled decay (PyTorch-style AdamW: the paper's 0.1)
+        std::vector<double> coupled_weight_decays = { 0.1 };
         std::vector<double> epss;             ///< AdamW ε values (empty: the base's)
         std::vector<std::size_t> step_counts; ///< total steps (empty: the base's)
         std::size_t sensitivity_window =
@@ -74,8 +76,9 @@ namespace ballast::study
     };
 } // namespace ballast::study
 
-BOOST_HANA_ADAPT_STRUCT(ballast::study::study_config, name, sizes, lrs, warmups, weight_decays, epss,
-                        step_counts, sensitivity_window, jobs, threads_per_run, run_metrics);
+BOOST_HANA_ADAPT_STRUCT(ballast::study::study_config, name, sizes, lrs, warmups, weight_decays,
+                        coupled_weight_decays, epss, step_counts, sensitivity_window, jobs, threads_per_run,
+                        run_metrics);
 
 namespace ballast::study
 {
@@ -502,6 +505,7 @@ namespace ballast::study
             };
             const auto warmups = or_default(st.warmups, m_spec.train.warmup);
             const auto wds = or_default(st.weight_decays, m_spec.optimizer.weight_decay);
+            const auto coupled_wds = or_default(st.coupled_weight_decays, 0.1);
             const auto epss = or_default(st.epss, m_spec.optimizer.eps);
             const auto steps = or_default(st.step_counts, m_spec.train.steps);
             std::size_t index = 0;
@@ -513,7 +517,9 @@ namespace ballast::study
                                       {
                                           const auto size = parse_size(size_label);
                                           for (const auto wu : warmups)
-                                              for (const auto wd : wds)
+                                              for (const auto wd :
+                                                   R::optimizer::decay == weight_decay::coupled ? coupled_wds
+                                                                                                : wds)
                                                   for (const auto eps : epss)
                                                       for (const auto n : steps)
                                                           for (const double lr : st.lrs)
@@ -625,6 +631,12 @@ namespace ballast::study
             rec.diagnostics["max_attn_logit"] =
               std::isfinite(max_logit) ? nlohmann::json(max_logit) : nlohmann::json(nullptr);
             rec.diagnostics["max_attn_logit_history"] = std::move(history);
+            nlohmann::json warnings = nlohmann::json::array();
+            for (const auto& w : result.warnings)
+            {
+                warnings.push_back(w.to_json());
+            }
+            rec.diagnostics["warnings"] = std::move(warnings);
             if (result.last_diagnostics.is_object())
             {
                 const auto& d = result.last_diagnostics;

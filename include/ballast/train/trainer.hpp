@@ -51,6 +51,7 @@
 #include <ballast/train/optimizer.hpp>
 #include <ballast/train/schedule.hpp>
 #include <ballast/train/train_config.hpp>
+#include <ballast/train/warnings.hpp>
 #include <ballast/version.hpp>
 
 namespace ballast
@@ -113,6 +114,7 @@ namespace ballast
         /// and the last recorded diagnostics.
         std::vector<std::pair<std::size_t, double>> max_attn_logit;
         nlohmann::json last_diagnostics;
+        std::vector<early_warning> warnings; ///< early-warning rules that fired (train/warnings.hpp)
     };
 
     namespace detail
@@ -616,8 +618,21 @@ namespace ballast
             diag["logit_mean"] = finite_or_null(f.logit_mean);
             m_result.max_attn_logit.emplace_back(m_step, max_logit);
             m_result.last_diagnostics = diag;
+            for (auto& w : m_warnings.check(m_step, diag))
+            {
+                log_line(w.to_json());
+                m_result.warnings.push_back(std::move(w));
+            }
         }
 
+    public:
+        /// Thresholds of the early-warning rules (with a diagnostics policy; defaults from the paper).
+        void set_warning_config(const warning_config& c)
+        {
+            m_warnings = early_warnings(c, m_opt.config().eps);
+        }
+
+    private:
         static std::string state_tensor_name(std::size_t s, const std::string& param)
         {
             return "optimizer." + std::string(O::state_names[s]) + "." + param;
@@ -780,6 +795,7 @@ namespace ballast
         run_result m_result;
         std::size_t m_step = 0;
         bool m_initialised = false, m_resumed = false;
+        early_warnings m_warnings{ warning_config{}, m_opt.config().eps };
     };
 } // namespace ballast
 
