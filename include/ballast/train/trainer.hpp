@@ -172,23 +172,24 @@ namespace ballast
             }
         }
 
-        /// Call `cb.on_step_end(info)` etc. when the callback defines it; true if any asks to stop.
-        template <class Info, class... Cbs>
-        bool notify_step(const Info& info, Cbs&... cbs)
+        /// Call `hook(cb, info)` for every callback that defines the hook (detected at compile time: a hook
+        /// no callback defines costs nothing); true if any of them returned `callback_action::stop`.
+        template <class Hook, class Info, class... Cbs>
+        bool notify(Hook hook, const Info& info, Cbs&... cbs)
         {
             bool stop = false;
             (
               [&](auto& cb)
               {
-                  if constexpr (requires { cb.on_step_end(info); })
+                  if constexpr (requires { hook(cb, info); })
                   {
-                      if constexpr (std::is_void_v<decltype(cb.on_step_end(info))>)
+                      if constexpr (std::is_void_v<decltype(hook(cb, info))>)
                       {
-                          cb.on_step_end(info);
+                          hook(cb, info);
                       }
                       else
                       {
-                          stop = wants_stop(cb.on_step_end(info)) || stop;
+                          stop = wants_stop(hook(cb, info)) || stop;
                       }
                   }
               }(cbs),
@@ -196,51 +197,14 @@ namespace ballast
             return stop;
         }
 
-        template <class Info, class... Cbs>
-        bool notify_eval(const Info& info, Cbs&... cbs)
-        {
-            bool stop = false;
-            (
-              [&](auto& cb)
-              {
-                  if constexpr (requires { cb.on_eval(info); })
-                  {
-                      if constexpr (std::is_void_v<decltype(cb.on_eval(info))>)
-                      {
-                          cb.on_eval(info);
-                      }
-                      else
-                      {
-                          stop = wants_stop(cb.on_eval(info)) || stop;
-                      }
-                  }
-              }(cbs),
-              ...);
-            return stop;
-        }
-
-        template <class Info, class... Cbs>
-        bool notify_gradients(const Info& info, Cbs&... cbs)
-        {
-            bool stop = false;
-            (
-              [&](auto& cb)
-              {
-                  if constexpr (requires { cb.on_gradients(info); })
-                  {
-                      if constexpr (std::is_void_v<decltype(cb.on_gradients(info))>)
-                      {
-                          cb.on_gradients(info);
-                      }
-                      else
-                      {
-                          stop = wants_stop(cb.on_gradients(info)) || stop;
-                      }
-                  }
-              }(cbs),
-              ...);
-            return stop;
-        }
+        // The three hooks, SFINAE-friendly (the trailing return type fails for a callback without the
+        // member).
+        inline constexpr auto on_step_end_hook = [](auto& cb, const auto& i) -> decltype(cb.on_step_end(i))
+        { return cb.on_step_end(i); };
+        inline constexpr auto on_eval_hook = [](auto& cb, const auto& i) -> decltype(cb.on_eval(i))
+        { return cb.on_eval(i); };
+        inline constexpr auto on_gradients_hook = [](auto& cb, const auto& i) -> decltype(cb.on_gradients(i))
+        { return cb.on_gradients(i); };
 
         template <class C, class T>
         inline constexpr bool has_gradient_hook = requires(C& c, const gradient_info<T>& g)
@@ -444,7 +408,7 @@ namespace ballast
                 m_result.evals.emplace_back(0, l0.ce);
                 m_initialised = true;
                 log_eval(0, l0);
-                if (detail::notify_eval(eval_info{ 0, l0 }, callbacks...))
+                if (detail::notify(detail::on_eval_hook, eval_info{ 0, l0 }, callbacks...))
                 {
                     return finish_interrupted();
                 }
@@ -473,7 +437,8 @@ namespace ballast
                 bool stop = false;
                 if constexpr ((detail::has_gradient_hook<std::remove_cvref_t<Callbacks>, T> || ... || false))
                 {
-                    stop = detail::notify_gradients(
+                    stop = detail::notify(
+                      detail::on_gradients_hook,
                       gradient_info<T>{ t, &m_model.layout(), m_model.parameters(), grads, norm },
                       callbacks...);
                 }
@@ -531,7 +496,7 @@ namespace ballast
                 {
                     log_step(info);
                 }
-                stop = detail::notify_step(info, callbacks...) || stop;
+                stop = detail::notify(detail::on_step_end_hook, info, callbacks...) || stop;
                 if ((m_train.eval_interval && m_step % m_train.eval_interval == 0) || m_step == m_train.steps)
                 {
                     const auto ev = evaluate();
@@ -543,7 +508,8 @@ namespace ballast
                     m_result.best_val_loss = std::min(m_result.best_val_loss, ev.ce);
                     m_result.final_val_loss = ev.ce;
                     log_eval(m_step, ev);
-                    stop = detail::notify_eval(eval_info{ m_step, ev }, callbacks...) || stop;
+                    stop =
+                      detail::notify(detail::on_eval_hook, eval_info{ m_step, ev }, callbacks...) || stop;
                 }
                 if (!m_train.checkpoint_dir.empty() && m_train.checkpoint_interval &&
                     m_step % m_train.checkpoint_interval == 0 && m_step < m_train.steps)
