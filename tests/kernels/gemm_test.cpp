@@ -356,6 +356,54 @@ TEMPLATE_TEST_CASE("gemm is bit-identical for 1 and 2 threads and inside a paral
     }
 }
 
+TEMPLATE_TEST_CASE("gemm splits short-M, wide-N products by columns, with the same bits", "[kernels][gemm]",
+                   float, double)
+{
+    using T = TestType;
+    constexpr std::size_t MR = blk<T>::mr, NR = blk<T>::nr;
+    // The weight-gradient shape (tn, M = d_model, N = 4·d_model) scaled down: M < N, so 2 threads split
+    // the columns (each packs half of B). N is ragged and spans more than one NC block, K two KC blocks.
+    const std::size_t M = 10 * MR + 1, N = blk<T>::nc + 2 * NR + 3, K = blk<T>::kc + 9;
+    const std::size_t m_slivers = (M + MR - 1) / MR, n_slivers = (N + NR - 1) / NR;
+    const auto grid = bk::detail::gemm_thread_grid(2, m_slivers, MR, n_slivers, NR);
+    REQUIRE(grid.rows == 1);
+    REQUIRE(grid.cols == 2);
+    for (const gemm_layout layout : all_layouts)
+    {
+        problem<T> p(layout, M, N, K, 1, 1, 123);
+        for (const T beta : { T(0), T(1) })
+        {
+            ballast::aligned_vector<T> one(p.C), two(p.C);
+            {
+                ballast::thread_scope scope(1);
+                p.run(beta, one.data() + p.misalign);
+            }
+            {
+                ballast::thread_scope scope(2);
+                p.run(beta, two.data() + p.misalign);
+            }
+            CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(T)) == 0);
+        }
+        ballast::thread_scope scope(2);
+        check_problem(p);
+    }
+}
+
+TEST_CASE("gemm_thread_grid packs the least per thread and prefers rows on ties", "[kernels][gemm]")
+{
+    using bk::detail::gemm_thread_grid;
+    // Tall C (M >> N): rows. Square: tie -> rows. Wide C: columns. One thread: 1 x 1.
+    CHECK(gemm_thread_grid(2, 400, 6, 20, 16).rows == 2);
+    CHECK(gemm_thread_grid(2, 16, 6, 6, 16).rows == 2); // 8·6 + 6·16 = 144 vs 16·6 + 3·16 = 144
+    const auto wide = gemm_thread_grid(2, 43, 6, 128, 16);
+    CHECK((wide.rows == 1 && wide.cols == 2));
+    const auto one = gemm_thread_grid(1, 43, 6, 128, 16);
+    CHECK((one.rows == 1 && one.cols == 1));
+    // A team larger than the slivers in one direction never gets an empty share there.
+    const auto thin = gemm_thread_grid(4, 1, 6, 128, 16);
+    CHECK((thin.rows == 1 && thin.cols == 4));
+}
+
 TEMPLATE_TEST_CASE("gemm refuses beta other than 0/1 and too-small leading dimensions", "[kernels][gemm]",
                    float, double)
 {

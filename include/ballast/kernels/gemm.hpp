@@ -14,25 +14,29 @@
 ///   ldc >= N always. L = SIMD lanes of T; MR×NR = micro-tile; MC, KC, NC = cache blocks.
 ///
 /// Loop nest (outermost first), one OpenMP team (`#pragma omp parallel`, static split) for the whole call.
-/// Each thread owns a contiguous, even share of the MR-row slivers of C and runs, without ever waiting
-/// for another thread (no barrier inside the call, only the join):
-///   jc: N in blocks of NC
+/// The team is a rows × cols grid over C (`gemm_thread_grid`: rows only, unless M < N, as in the
+/// short-M weight gradients); each thread owns a contiguous, even share of the MR-row slivers times the
+/// NR-column slivers of C and runs, without ever waiting for another thread (no barrier inside the call,
+/// only the join):
+///   jc: the thread's columns in blocks of NC
 ///     pc: K in blocks of KC, in increasing order (fixed K-blocking order → fixed summation order)
 ///       pack B[pc, jc] into NR-column slivers (k-major: NR values per k), private to the thread
-///                                            (KC×NC block in L3; every thread packs its own copy)
+///                                            (KC×NC block in L3; every thread packs its own copy;
+///                                             row-contiguous sources are read k-tile by k-tile across
+///                                             the whole panel, see gemm_pack_panel)
 ///       ic: the thread's rows in blocks of <= MC (packed A block MC×KC lives in L2)
 ///         pack A[ic, pc] into MR-row slivers (k-major: MR values per k)
 ///         jr: NR-column slivers of B[pc]     (one KC×NR B sliver stays in L1 across ir)
 ///           ir: MR-row slivers of the A block → micro-kernel: MR×NR tile (+)= A sliver · B sliver
-/// Private B packing costs each thread a copy of B (K·N loads/stores against 2·(M/threads)·N·K flops:
-/// ~1.5% at M = 2048, 2 threads), but a shared B needs a barrier after packing, and on a loaded host a
-/// barrier costs up to a scheduler time slice whenever the partner thread is preempted (measured:
-/// 2-thread 2048×256×256 ran at 1/3 of the 1-thread rate with shared B under load).
-/// Packing absorbs the transposes, so nn, nt and tn share one micro-kernel; packing also zero-pads
+/// Private B packing costs each thread a copy of its columns of B (K·N loads/stores against
+/// 2·(M/threads)·N·K flops: ~1.5% at M = 2048, 2 threads, split by rows), but a shared B needs a barrier
+/// after packing, and on a loaded host a barrier costs up to a scheduler time slice whenever the partner
+/// thread is preempted (measured: 2-thread 2048×256×256 ran at 1/3 of the 1-thread rate with shared B under
+/// load). Packing absorbs the transposes, so nn, nt and tn share one micro-kernel; packing also zero-pads
 /// edge slivers, and edge tiles go through a small MR×NR scratch tile, so any M, N, K, alignment and
 /// leading dimension works.
 ///
-/// Determinism: every C element belongs to exactly one thread (threads split output rows only) and is
+/// Determinism: every C element belongs to exactly one thread (threads split C into blocks) and is
 /// computed as: per KC block, one FMA chain over k in increasing order starting from 0 in T; the block
 /// value is then added to C (or stored, for the first block when beta = 0). Nothing in that order
 /// depends on the thread count or on where the element sits inside a tile, so the result is
@@ -87,7 +91,9 @@ namespace ballast::kernels
 
         /// N block: the packed B block KC×NC = 256·4096·4 B = 4 MiB (float) sits in the 32 MiB L3 and is
         /// re-read by every MC block of the thread. Covers every model width (<= 4·768 = 3072) in one
-        /// block, so each thread packs B once per call. Multiple of NR.
+        /// block, so each thread packs B once per call. Multiple of NR. An L2-sized NC (256-512) measured
+        /// slower on the wide shapes: every extra N block repacks all of A, and the wide-N shapes have
+        /// only 1-3 MC blocks per thread re-reading the L3-resident B block.
         static constexpr std::size_t nc = sizeof(T) == 4 ? 4096 : 2048;
 
         static_assert(mc % mr == 0 && nc % nr == 0, "cache blocks must be whole micro-tiles");
@@ -96,6 +102,12 @@ namespace ballast::kernels
     /// Below this many multiply-adds (M·N·K) the call runs on one thread: ~2^19 MACs take ~15 µs on one
     /// core, and forking and joining the team would eat most of the gain.
     inline constexpr std::size_t gemm_parallel_min_macs = std::size_t(1) << 19;
+
+    /// Rows per pass when packing a panel whose width is contiguous in memory (`gemm_pack_panel`): a pass
+    /// reads 8 source rows front to back (8 sequential streams, few enough for the hardware prefetchers
+    /// to track) and gives each sliver 8 consecutive packed rows (8·NR·4 B = 512 B for a float B sliver:
+    /// whole cache lines, written contiguously).
+    inline constexpr std::size_t gemm_pack_k_tile = 8;
 
     namespace detail
     {
@@ -214,6 +226,56 @@ namespace ballast::kernels
             }
         }
 
+        /// Pack a `w`-wide panel, cut into ceil(w / W) slivers of W (the last one zero-padded), of `kc`
+        /// steps into consecutive slivers: dst[s·W·kc + k·W + c]. Source element (c, k) is at
+        /// src[c·c_stride + k·k_stride], as in `gemm_pack_sliver`.
+        template <std::size_t W, class T>
+        inline void gemm_pack_panel(const T* __restrict src, std::size_t c_stride, std::size_t k_stride,
+                                    std::size_t kc, std::size_t w, T* __restrict dst)
+        {
+            const std::size_t full = w / W;
+            if (c_stride == 1)
+            {
+                // Width contiguous (B in nn/tn, A in tn). Sliver by sliver, each sliver would read a W-wide
+                // strip of each of kc rows: kc lines k_stride apart, a new 4 KiB page per row once a row
+                // is >= 4 KiB long (B of the wide-N tn/nn shapes), which the hardware prefetchers do not
+                // follow, so each line was a demand miss (B packing was ~16% of a tn 256×1024×2048 call).
+                // Instead walk k in short tiles across the whole panel: every source row is then read
+                // front to back (prefetchable), and each sliver still receives gemm_pack_k_tile
+                // consecutive rows (a contiguous W·k_tile run of its packed block).
+                constexpr std::size_t k_tile = gemm_pack_k_tile;
+                for (std::size_t k0 = 0; k0 < kc; k0 += k_tile)
+                {
+                    const std::size_t k1 = std::min(kc, k0 + k_tile);
+                    for (std::size_t s = 0; s < full; ++s)
+                    {
+                        const T* sp = src + s * W;
+                        T* dp = dst + s * W * kc;
+                        for (std::size_t k = k0; k < k1; ++k)
+                        {
+#pragma GCC unroll 16
+                            for (std::size_t c = 0; c < W; ++c)
+                            {
+                                dp[k * W + c] = sp[k * k_stride + c];
+                            }
+                        }
+                    }
+                }
+            }
+            else
+            {
+                for (std::size_t s = 0; s < full; ++s)
+                {
+                    gemm_pack_sliver<W>(src + s * W * c_stride, c_stride, k_stride, kc, W, dst + s * W * kc);
+                }
+            }
+            if (w % W != 0)
+            {
+                gemm_pack_sliver<W>(src + full * W * c_stride, c_stride, k_stride, kc, w % W,
+                                    dst + full * W * kc);
+            }
+        }
+
         /// The micro-kernel: tile(MR×NR) = Σ_k a[k·MR + r] · b[k·NR + c] over `kc` steps, one FMA chain
         /// per output starting from 0, then c[r·ldc + col] = tile (accumulate = false) or += tile.
         /// `b` must be aligned to the SIMD width; `a`, `c` need not be.
@@ -288,6 +350,42 @@ namespace ballast::kernels
             }
         }
 
+        /// How a team splits C: `rows` × `cols` blocks, thread t owning block (t / cols, t % cols).
+        struct gemm_grid
+        {
+            std::size_t rows, cols;
+        };
+
+        /// The rows × cols factorisation of `team` that packs the least per thread. Each thread packs
+        /// its own rows of A and its own columns of B for every K step (private packing, no barrier), so
+        /// a thread packs (M / rows + N / cols) elements per k: splitting only the rows makes every
+        /// thread pack all of B, which for the short-M, wide-N weight gradients (tn 256×1024×2048)
+        /// doubles the B traffic on 2 threads while A is tiny; splitting the columns there makes each
+        /// thread pack half of B and all of the small A instead. Ties go to the row split. Which thread
+        /// computes an element never changes its summation order, so any grid gives the same bits.
+        inline gemm_grid gemm_thread_grid(std::size_t team, std::size_t m_slivers, std::size_t mr,
+                                          std::size_t n_slivers, std::size_t nr)
+        {
+            gemm_grid best{ team, 1 };
+            std::size_t best_cost = static_cast<std::size_t>(-1);
+            for (std::size_t cols = 1; cols <= team; ++cols)
+            {
+                const std::size_t rows = team / cols;
+                if (rows * cols != team || rows > m_slivers || cols > n_slivers)
+                {
+                    continue;
+                }
+                const std::size_t cost =
+                  (m_slivers + rows - 1) / rows * mr + (n_slivers + cols - 1) / cols * nr;
+                if (cost < best_cost)
+                {
+                    best = { rows, cols };
+                    best_cost = cost;
+                }
+            }
+            return best;
+        }
+
         /// The blocked, threaded SIMD GEMM (arguments already validated, M, N, K > 0).
         template <class T, class Arch = simd::arch>
         inline void gemm_blocked(gemm_layout layout, std::size_t M, std::size_t N, std::size_t K, const T* A,
@@ -308,56 +406,54 @@ namespace ballast::kernels
             const std::size_t b_ks = layout == gemm_layout::nt ? 1 : ldb; // step in k
 
             const std::size_t m_slivers = (M + MR - 1) / MR;
-            const std::size_t n_pad_max = (std::min(N, NC) + NR - 1) / NR * NR;
+            const std::size_t n_slivers_all = (N + NR - 1) / NR;
             const std::size_t kc_max = std::min(K, KC);
 
-            int team = 1;
+            std::size_t team = 1;
             if (!omp_in_parallel() && M * N * K >= gemm_parallel_min_macs)
             {
-                team =
-                  static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(num_threads()), m_slivers));
+                team = std::min(static_cast<std::size_t>(num_threads()), std::max(m_slivers, n_slivers_all));
             }
+            const gemm_grid grid = gemm_thread_grid(team, m_slivers, MR, n_slivers_all, NR);
 
-#pragma omp parallel num_threads(team) if (team > 1)
+            const int team_size = static_cast<int>(team);
+#pragma omp parallel num_threads(team_size) if (team > 1)
             {
+                // The team size is `team` unless the runtime gave fewer threads; then fall back to rows.
                 const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
                 const std::size_t tid = static_cast<std::size_t>(omp_get_thread_num());
-                // This thread's rows: a contiguous, even share of the MR-row slivers of M.
-                const std::size_t row0 = std::min(M, (m_slivers * tid / nt) * MR);
-                const std::size_t row1 = std::min(M, (m_slivers * (tid + 1) / nt) * MR);
+                const gemm_grid g = nt == team ? grid : gemm_grid{ nt, 1 };
+                const std::size_t tr = tid / g.cols, tc = tid % g.cols;
+                // This thread's block of C: a contiguous, even share of the MR-row slivers of M times a
+                // contiguous, even share of the NR-column slivers of N.
+                const std::size_t row0 = std::min(M, (m_slivers * tr / g.rows) * MR);
+                const std::size_t row1 = std::min(M, (m_slivers * (tr + 1) / g.rows) * MR);
+                const std::size_t col0 = std::min(N, (n_slivers_all * tc / g.cols) * NR);
+                const std::size_t col1 = std::min(N, (n_slivers_all * (tc + 1) / g.cols) * NR);
                 const std::size_t my_rows = row1 - row0;
                 // Even MC blocks over those rows (whole slivers, <= MC each).
                 const std::size_t n_ic = (my_rows + MC - 1) / MC;
                 const std::size_t mc_step = n_ic == 0 ? MC : ((my_rows + n_ic - 1) / n_ic + MR - 1) / MR * MR;
-                if (my_rows > 0)
+                if (my_rows > 0 && col1 > col0)
                 {
                     // Private packed buffers: no thread ever waits for another inside the call.
                     T* const a_pack = gemm_scratch<T, 0>(std::min(MC, mc_step) * kc_max);
-                    T* const b_pack = gemm_scratch<T, 1>(kc_max * n_pad_max);
-                    for (std::size_t jc = 0; jc < N; jc += NC)
+                    T* const b_pack =
+                      gemm_scratch<T, 1>(kc_max * ((std::min(NC, col1 - col0) + NR - 1) / NR * NR));
+                    for (std::size_t jc = col0; jc < col1; jc += NC)
                     {
-                        const std::size_t nc = std::min(NC, N - jc);
+                        const std::size_t nc = std::min(NC, col1 - jc);
                         const std::size_t n_slivers = (nc + NR - 1) / NR;
                         for (std::size_t pc = 0; pc < K; pc += KC)
                         {
                             const std::size_t kc = std::min(KC, K - pc);
                             const bool accumulate = beta_one || pc > 0;
-                            for (std::size_t s = 0; s < n_slivers; ++s)
-                            {
-                                const std::size_t j = jc + s * NR;
-                                gemm_pack_sliver<NR>(B + j * b_js + pc * b_ks, b_js, b_ks, kc,
-                                                     std::min(NR, N - j), b_pack + s * NR * kc);
-                            }
+                            gemm_pack_panel<NR>(B + jc * b_js + pc * b_ks, b_js, b_ks, kc, nc, b_pack);
                             for (std::size_t ic = row0; ic < row1; ic += mc_step)
                             {
                                 const std::size_t mc = std::min(mc_step, row1 - ic);
                                 const std::size_t mc_slivers = (mc + MR - 1) / MR;
-                                for (std::size_t s = 0; s < mc_slivers; ++s)
-                                {
-                                    const std::size_t i = ic + s * MR;
-                                    gemm_pack_sliver<MR>(A + i * a_is + pc * a_ks, a_is, a_ks, kc,
-                                                         std::min(MR, M - i), a_pack + s * MR * kc);
-                                }
+                                gemm_pack_panel<MR>(A + ic * a_is + pc * a_ks, a_is, a_ks, kc, mc, a_pack);
                                 for (std::size_t sj = 0; sj < n_slivers; ++sj)
                                 {
                                     const std::size_t j = jc + sj * NR;
