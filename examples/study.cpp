@@ -120,6 +120,30 @@ namespace
             s.study.epss = { 1e-15, 1e-8, 1e-5, 1e-4, 1e-3 };
             p["eps"] = { "paper_default with AdamW eps from 1e-15 to 1e-3 (claim 23: eps-collapse)", s };
         }
+        {
+            // Claims 1 and 20: without qk-layernorm, the first diverging LR falls with size, and the early
+            // block-0 max attention logit of the smaller sizes predicts the larger ones (`predict`).
+            auto s = proxy_base();
+            s.study.name = "prediction";
+            s.study.sizes = {
+                "d32_L2_H2", "d48_L2_H3", "d64_L2_H4", "d96_L2_H6", "d128_L2_H8", "d192_L2_H12"
+            };
+            p["prediction"] = {
+                "paper_default without qk-layernorm over 6 widths (claims 1, 14, 20: fit small "
+                "sizes, predict the large ones with `predict`)",
+                s
+            };
+        }
+        {
+            // Claim 13: LR sensitivity grows faster with depth than with width. A width family (L = 2,
+            // d = 32..128) and a depth family (d = 64, L = 1..8) spanning the same non-embedding N.
+            auto s = proxy_base();
+            s.study.name = "width_depth";
+            s.study.sizes = { "d32_L2_H2", "d64_L2_H4", "d128_L2_H8", "d64_L1_H4", "d64_L4_H4", "d64_L8_H4" };
+            p["width_depth"] = {
+                "paper_default scaled in width (L=2, d 32..128) vs depth (d=64, L 1..8) (claim 13)", s
+            };
+        }
         return p;
     }
 
@@ -335,10 +359,16 @@ int main(int argc, char** argv)
           {
               return run_preset(default_recipes(), spec, o);
           }
-          if (o.preset == "warmup" || o.preset == "eps")
+          if (o.preset == "warmup" || o.preset == "eps" || o.preset == "width_depth")
           {
               return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default>, hana::tuple_t<adamw>),
                                 spec, o);
+          }
+          if (o.preset == "prediction")
+          {
+              constexpr auto no_qk = st::policy_grid<ballast::paper_default>(
+                hana::tuple_t<st::with_qk<"no_qk", pol::no_qk_control>>);
+              return run_preset(st::recipe_grid(no_qk, hana::tuple_t<adamw>), spec, o);
           }
           if (o.preset == "weight_decay")
           {

@@ -207,8 +207,15 @@ TEST_CASE("the first AdamW step's unscaled update has RMS of g/(|g|+eps), and ep
         }
     };
     const auto r = tr.run(grab{ &g, &clip });
-    REQUIRE(r.max_attn_logit.size() == 1);
+    REQUIRE(r.diag_history.size() == 1);
     const auto& tensors = r.last_diagnostics["tensors"];
+    // The run's series sample is the recorded step's block-0 and probe-tensor values.
+    const auto& sample = r.diag_history.front();
+    CHECK(sample.step == 1);
+    CHECK(sample.max_attn_logit_l0 == r.last_diagnostics["layers"][0]["max_logit"].get<double>());
+    CHECK(sample.max_attn_logit == r.last_diagnostics["max_attn_logit"].get<double>());
+    CHECK(sample.probe_grad_rms == tensors[ballast::probe_tensor]["grad_rms"].get<double>());
+    CHECK(sample.probe_update_rms == tensors[ballast::probe_tensor]["update_rms"].get<double>());
     for (const auto& e : tr.model().layout().entries())
     {
         CAPTURE(e.name);

@@ -60,17 +60,6 @@ namespace
         return s;
     }
 
-    std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& p)
-    {
-        std::vector<nlohmann::json> lines;
-        std::ifstream in(p);
-        for (std::string line; std::getline(in, line);)
-        {
-            lines.push_back(nlohmann::json::parse(line));
-        }
-        return lines;
-    }
-
     /// Stops the run after `at` steps (as a user's callback would).
     struct stop_after
     {
@@ -166,8 +155,8 @@ TEST_CASE("N steps straight equal k steps, a checkpoint, a resume and N-k steps,
         }
         return out;
     };
-    const auto a = steps_of(read_jsonl(straight_cfg.metrics_path)),
-               b = steps_of(read_jsonl(cfg.metrics_path));
+    const auto a = steps_of(ballast::read_jsonl(straight_cfg.metrics_path, false)),
+               b = steps_of(ballast::read_jsonl(cfg.metrics_path, false));
     CHECK(a.size() == n);
     CHECK(a == b);
 }
@@ -230,7 +219,7 @@ TEST_CASE("divergence ends the run cleanly, recorded with its step and reason",
         CHECK(r.diverged_step == 7);
         CHECK(r.diverged_reason == "non-finite training loss");
         CHECK(r.final_val_loss == r.l0); // counted as l0 by the LR-sensitivity metric
-        const auto lines = read_jsonl(cfg.metrics_path);
+        const auto lines = ballast::read_jsonl(cfg.metrics_path, false);
         REQUIRE(lines.back()["type"] == "end");
         CHECK(lines.back()["diverged"] == true);
         CHECK(lines.back()["diverged_step"] == 7);
@@ -346,7 +335,7 @@ TEST_CASE("the metrics log: a header with every config value, then step, eval an
     cfg.log_interval = 2;
     trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
     tr.run();
-    const auto lines = read_jsonl(cfg.metrics_path);
+    const auto lines = ballast::read_jsonl(cfg.metrics_path, false);
     REQUIRE(lines.size() >= 3);
     const auto& h = lines.front();
     CHECK(h["type"] == "header");

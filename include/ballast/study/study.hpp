@@ -45,6 +45,7 @@
 
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
+#include <ballast/core/jsonl.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
 #include <ballast/study/grid.hpp>
@@ -139,7 +140,8 @@ namespace ballast::study
     struct run_record
     {
         run_spec spec;
-        std::size_t params = 0;
+        std::size_t params = 0;               ///< every trained parameter
+        std::size_t params_non_embedding = 0; ///< without token/position tables and the head (the paper's N)
         run_result result;
         double wall_seconds = 0;
         nlohmann::json diagnostics = nlohmann::json::object();
@@ -239,30 +241,6 @@ namespace ballast::study
                      { "optimizer", to_json(s.optimizer) },
                      { "recipes", recipes },
                      { "data", data } };
-        }
-
-        inline std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& p)
-        {
-            std::vector<nlohmann::json> out;
-            std::error_code ec;
-            if (!std::filesystem::exists(p, ec))
-            {
-                return out;
-            }
-            const auto bytes = read_file(p);
-            std::string_view all(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-            while (!all.empty())
-            {
-                const auto nl = all.find('\n');
-                const auto line = all.substr(0, nl);
-                all = nl == std::string_view::npos ? std::string_view{} : all.substr(nl + 1);
-                auto j = nlohmann::json::parse(line, nullptr, false);
-                if (!j.is_discarded() && j.is_object())
-                {
-                    out.push_back(std::move(j)); // a torn last line (a crash mid-write) is skipped
-                }
-            }
-            return out;
         }
 
         /// Minimum, mean and standard deviation of a span (double accumulation).
@@ -617,20 +595,54 @@ namespace ballast::study
             run_record rec;
             rec.spec = r;
             rec.params = tr.model().layout().count();
+            for (const auto& e : tr.model().layout().entries())
+            {
+                using policies::param_role;
+                const bool table = e.role == param_role::embedding || e.role == param_role::position ||
+                                   e.role == param_role::head;
+                rec.params_non_embedding += table ? 0 : e.size;
+            }
             rec.result = result;
             rec.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             // Attention-logit growth over training (recorded every diag_interval steps) and the last recorded
             // step's output-logit and optimizer signals.
+            const auto fin = [](double v)
+            { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
             double max_logit = -INFINITY;
             nlohmann::json history = nlohmann::json::array();
-            for (const auto& [step, v] : result.max_attn_logit)
+            nlohmann::json series = { { "step", nlohmann::json::array() },
+                                      { "max_attn_logit_l0", nlohmann::json::array() },
+                                      { "probe_grad_rms", nlohmann::json::array() },
+                                      { "probe_update_rms", nlohmann::json::array() } };
+            // The probe tensor's RMS over the last 10% of the steps (the paper averages the final 500 of
+            // 1e5 steps; a proxy's last 10% is as many noisy samples as a short run has).
+            double tail_g = 0, tail_u = 0;
+            std::size_t tail_n = 0;
+            const double tail_from = 0.9 * double(r.steps);
+            for (const auto& d : result.diag_history)
             {
-                max_logit = std::isnan(v) ? v : std::max(max_logit, v);
-                history.push_back({ step, std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr) });
+                max_logit =
+                  std::isnan(d.max_attn_logit) ? d.max_attn_logit : std::max(max_logit, d.max_attn_logit);
+                history.push_back({ d.step, fin(d.max_attn_logit) });
+                series["step"].push_back(d.step);
+                series["max_attn_logit_l0"].push_back(fin(d.max_attn_logit_l0));
+                series["probe_grad_rms"].push_back(fin(d.probe_grad_rms));
+                series["probe_update_rms"].push_back(fin(d.probe_update_rms));
+                if (double(d.step) > tail_from)
+                {
+                    tail_g += d.probe_grad_rms;
+                    tail_u += d.probe_update_rms;
+                    ++tail_n;
+                }
             }
-            rec.diagnostics["max_attn_logit"] =
-              std::isfinite(max_logit) ? nlohmann::json(max_logit) : nlohmann::json(nullptr);
+            rec.diagnostics["max_attn_logit"] = fin(max_logit);
             rec.diagnostics["max_attn_logit_history"] = std::move(history);
+            rec.diagnostics["series"] = std::move(series);
+            rec.diagnostics["probe_tensor"] = probe_tensor;
+            rec.diagnostics["probe_grad_rms_tail"] =
+              tail_n && !result.diverged ? fin(tail_g / double(tail_n)) : nlohmann::json(nullptr);
+            rec.diagnostics["probe_update_rms_tail"] =
+              tail_n && !result.diverged ? fin(tail_u / double(tail_n)) : nlohmann::json(nullptr);
             nlohmann::json warnings = nlohmann::json::array();
             for (const auto& w : result.warnings)
             {
@@ -641,7 +653,7 @@ namespace ballast::study
             {
                 const auto& d = result.last_diagnostics;
                 rec.diagnostics["last_step"] =
-                  result.max_attn_logit.empty() ? 0 : result.max_attn_logit.back().first;
+                  result.diag_history.empty() ? 0 : result.diag_history.back().step;
                 for (const char* k : { "log_z_mean", "log_z_std", "log_z_min", "logit_mean" })
                 {
                     rec.diagnostics[k] = d[k];
@@ -689,6 +701,7 @@ namespace ballast::study
                 { "optimizer", s.optimizer },
                 { "size", s.size.label() },
                 { "params", rec.params },
+                { "params_non_embedding", rec.params_non_embedding },
                 { "d_model", s.size.d_model },
                 { "n_layers", s.size.n_layers },
                 { "n_heads", s.size.n_heads },
@@ -718,7 +731,7 @@ namespace ballast::study
         std::vector<run_record> load_finished()
         {
             const auto path = results_path();
-            const auto lines = detail::read_jsonl(path);
+            const auto lines = read_jsonl(path);
             const auto id = identity();
             {
                 // A crash mid-append can leave a torn last line: rewrite the file without it, so the next
@@ -777,6 +790,7 @@ namespace ballast::study
                 run_record rec;
                 rec.spec = *it->second;
                 rec.params = j.value("params", std::size_t{ 0 });
+                rec.params_non_embedding = j.value("params_non_embedding", std::size_t{ 0 });
                 const auto num = [&j](const char* k) -> double
                 {
                     const auto f = j.find(k);

@@ -41,6 +41,7 @@
 
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
+#include <ballast/core/jsonl.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
 #include <ballast/kernels/reduce.hpp>
@@ -96,6 +97,21 @@ namespace ballast
         double grad_norm = 0;
     };
 
+    /// The signals of one recorded diagnostics step that the prediction tools read over a run
+    /// (study/predict.hpp): attention-logit growth (paper Fig 9) and the gradient and unscaled-update RMS
+    /// of the probe tensor, the first MLP weight of block 0 (Figs 11, 13). NaN when not finite.
+    struct diag_sample
+    {
+        std::size_t step = 0;         ///< optimizer steps completed when recorded
+        double max_attn_logit = 0;    ///< max attention logit over every layer
+        double max_attn_logit_l0 = 0; ///< max attention logit of block 0 (the paper's Fig 9 reads this one)
+        double probe_grad_rms = 0;    ///< RMS of the gradient of `probe_tensor`
+        double probe_update_rms = 0;  ///< RMS of the optimizer's direction for `probe_tensor` (before × LR)
+    };
+
+    /// The tensor whose gradient and update RMS the runs track (paper Fig 11: first MLP layer, block 0).
+    inline constexpr const char* probe_tensor = "blocks.0.mlp.up.weight";
+
     /// How a run ended.
     struct run_result
     {
@@ -110,9 +126,9 @@ namespace ballast
         bool interrupted = false; ///< stopped by a signal or a callback before the last step
         double train_seconds = 0;
         std::vector<std::pair<std::size_t, double>> evals; ///< (step, validation CE)
-        /// With a diagnostics policy: (steps completed, max attention logit over layers) per recorded step,
-        /// and the last recorded diagnostics.
-        std::vector<std::pair<std::size_t, double>> max_attn_logit;
+        /// With a diagnostics policy: the series the prediction tools fit, one sample per recorded step,
+        /// and the last recorded diagnostics in full.
+        std::vector<diag_sample> diag_history;
         nlohmann::json last_diagnostics;
         std::vector<early_warning> warnings; ///< early-warning rules that fired (train/warnings.hpp)
     };
@@ -582,7 +598,16 @@ namespace ballast
             diag["log_z_std"] = finite_or_null(f.log_z_std);
             diag["log_z_min"] = finite_or_null(f.log_z_min);
             diag["logit_mean"] = finite_or_null(f.logit_mean);
-            m_result.max_attn_logit.emplace_back(m_step, max_logit);
+            diag_sample sample{ m_step, max_logit, f.layers.empty() ? NAN : f.layers.front().max_logit, NAN,
+                                NAN };
+            if (const auto it = diag["tensors"].find(probe_tensor); it != diag["tensors"].end())
+            {
+                const auto num = [](const nlohmann::json& v)
+                { return v.is_number() ? v.get<double>() : NAN; };
+                sample.probe_grad_rms = num((*it)["grad_rms"]);
+                sample.probe_update_rms = num((*it)["update_rms"]);
+            }
+            m_result.diag_history.push_back(sample);
             m_result.last_diagnostics = diag;
             for (auto& w : m_warnings.check(m_step, diag))
             {
@@ -631,28 +656,13 @@ namespace ballast
                 return;
             }
             std::string kept;
-            std::error_code ec;
-            if (std::filesystem::exists(path, ec))
+            for (const auto& j : read_jsonl(path)) // drops a torn last line from a crash
             {
-                const auto bytes = read_file(path);
-                std::string_view all(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-                while (!all.empty())
+                const bool after = j.contains("step") && j["step"].is_number() &&
+                                   j.value("type", "") != "header" && j["step"].get<std::size_t>() > m_step;
+                if (!after && j.value("type", "") != "end")
                 {
-                    const auto nl = all.find('\n');
-                    const auto line = all.substr(0, nl);
-                    all = nl == std::string_view::npos ? std::string_view{} : all.substr(nl + 1);
-                    const auto j = nlohmann::json::parse(line, nullptr, false);
-                    if (j.is_discarded() || !j.is_object())
-                    {
-                        continue; // a torn last line from a crash
-                    }
-                    const bool after = j.contains("step") && j["step"].is_number() &&
-                                       j.value("type", "") != "header" &&
-                                       j["step"].get<std::size_t>() > m_step;
-                    if (!after && j.value("type", "") != "end")
-                    {
-                        kept += std::string(line) + "\n";
-                    }
+                    kept += j.dump() + "\n";
                 }
             }
             if (kept.empty())

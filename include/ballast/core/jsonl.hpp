@@ -1,0 +1,61 @@
+#ifndef BALLAST_CORE_JSONL_HPP
+#define BALLAST_CORE_JSONL_HPP
+
+/// @file
+/// Reading the JSON-lines files ballast appends to (training metrics, study results). Writers append one
+/// whole line per write(2) (`append_line`), so the only damage a crash can do is a torn last line; a
+/// reader drops that line and treats anything else that is not a JSON object as corruption.
+
+#include <filesystem>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <ballast/core/config.hpp>
+#include <ballast/core/file.hpp>
+
+namespace ballast
+{
+    /// Every line of a JSON-lines file, each a JSON object. A last line without its '\n' that does not
+    /// parse (an append torn by a crash) is dropped; any other line that is not a JSON object throws
+    /// ballast::error naming the file and the line number. Blank lines are skipped. A missing file reads
+    /// as empty when `missing_ok`, else throws.
+    inline std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& path, bool missing_ok = true)
+    {
+        std::vector<nlohmann::json> out;
+        std::error_code ec;
+        if (missing_ok && !std::filesystem::exists(path, ec))
+        {
+            return out;
+        }
+        const auto bytes = read_file(path);
+        std::string_view all(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        std::size_t line_no = 0;
+        while (!all.empty())
+        {
+            ++line_no;
+            const auto nl = all.find('\n');
+            const bool terminated = nl != std::string_view::npos;
+            const auto line = all.substr(0, nl);
+            all = terminated ? all.substr(nl + 1) : std::string_view{};
+            if (line.find_first_not_of(" \t\r") == std::string_view::npos)
+            {
+                continue;
+            }
+            auto j = nlohmann::json::parse(line, nullptr, false);
+            if (!j.is_discarded() && j.is_object())
+            {
+                out.push_back(std::move(j));
+                continue;
+            }
+            BALLAST_CHECK(!terminated, "read_jsonl", "'", path.string(), "' line ", line_no,
+                          " is not a JSON object (corrupt file?)");
+            // else: a torn last line, dropped
+        }
+        return out;
+    }
+} // namespace ballast
+
+#endif

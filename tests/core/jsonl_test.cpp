@@ -1,0 +1,58 @@
+// Tests for ballast::read_jsonl: whole lines parse, a torn last line is dropped, corruption elsewhere is an
+// error naming the line.
+
+#include <fstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include <ballast/core/jsonl.hpp>
+
+#include "support/temp_dir.hpp"
+
+namespace
+{
+    void write_text(const std::filesystem::path& p, const std::string& text)
+    {
+        std::ofstream(p, std::ios::binary) << text;
+    }
+} // namespace
+
+TEST_CASE("read_jsonl reads every object line and skips blank lines", "[core][jsonl]")
+{
+    ballast::test::temp_dir dir("jsonl");
+    write_text(dir / "a.jsonl", "{\"a\":1}\n\n{\"b\":[1,2]}\n");
+    const auto lines = ballast::read_jsonl(dir / "a.jsonl");
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[0]["a"] == 1);
+    CHECK(lines[1]["b"][1] == 2);
+    // The last line needs no '\n' when it is whole.
+    write_text(dir / "b.jsonl", "{\"a\":1}\n{\"b\":2}");
+    CHECK(ballast::read_jsonl(dir / "b.jsonl").size() == 2);
+}
+
+TEST_CASE("read_jsonl drops a torn last line and refuses corruption elsewhere", "[core][jsonl]")
+{
+    ballast::test::temp_dir dir("jsonl");
+    write_text(dir / "torn.jsonl", "{\"a\":1}\n{\"b\":2}\n{\"c\":[1,");
+    const auto lines = ballast::read_jsonl(dir / "torn.jsonl");
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[1]["b"] == 2);
+
+    write_text(dir / "mid.jsonl", "{\"a\":1}\n{\"b\":2\n{\"c\":3}\n");
+    CHECK_THROWS_WITH(ballast::read_jsonl(dir / "mid.jsonl"),
+                      Catch::Contains("line 2") && Catch::Contains("not a JSON object"));
+    // A terminated last line is whole: if it does not parse, the file is corrupt.
+    write_text(dir / "end.jsonl", "{\"a\":1}\ngarbage\n");
+    CHECK_THROWS_WITH(ballast::read_jsonl(dir / "end.jsonl"), Catch::Contains("line 2"));
+    // Valid JSON that is not an object is corruption too.
+    write_text(dir / "arr.jsonl", "[1,2]\n{\"a\":1}\n");
+    CHECK_THROWS_WITH(ballast::read_jsonl(dir / "arr.jsonl"), Catch::Contains("line 1"));
+}
+
+TEST_CASE("read_jsonl on a missing file", "[core][jsonl]")
+{
+    ballast::test::temp_dir dir("jsonl");
+    CHECK(ballast::read_jsonl(dir / "none.jsonl").empty());
+    CHECK_THROWS_WITH(ballast::read_jsonl(dir / "none.jsonl", false), Catch::Contains("cannot open"));
+}
