@@ -17,7 +17,7 @@ cmake --build --preset release -j "$jobs"
 ctest --preset release -j "$jobs"
 
 if [ "${BALLAST_SKIP_SANITIZE:-0}" != 1 ]; then
-    if [ "${BALLAST_SANITIZE_ALL:-0}" = 1 ]; then filter=""; else filter='/tests/(kernels|core|io|policies)/|/tests/train/(optimizer|data|schedule|tokens)_test|/tests/study/(metric|grid)_test'; fi
+    if [ "${BALLAST_SANITIZE_ALL:-0}" = 1 ]; then filter=""; else filter='/tests/(kernels|core|io|policies)/|/tests/train/(optimizer|data|schedule|tokens)_test|/tests/study/(metric|grid|predict)_test'; fi
     cmake --preset sanitize -DBALLAST_TEST_FILTER="$filter" >/dev/null
     cmake --build --preset sanitize -j "$jobs" --target ballast_tests
     ctest --preset sanitize -j "$jobs" -R '^ballast:'
