@@ -219,4 +219,15 @@ TEMPLATE_TEST_CASE("the model matches the PyTorch reference on every fixture", "
     {
         check_fixture<qk_rms_full_set, TestType>("qk_rms_full");
     }
+    // The long_* fixtures must keep covering several panels, the last one partial, if the panel changes.
+    static_assert(2 * ballast::transformer<ballast::paper_default, TestType>::attention_panel < 103 &&
+                  103 % ballast::transformer<ballast::paper_default, TestType>::attention_panel != 0);
+    SECTION("long_paper_default (T = 103: three causal attention panels)")
+    {
+        check_fixture<ballast::paper_default, TestType>("long_paper_default");
+    }
+    SECTION("long_soft_capped (T = 103: three causal attention panels)")
+    {
+        check_fixture<ballast::soft_capped, TestType>("long_soft_capped");
+    }
 }

@@ -39,6 +39,7 @@
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/parallel.hpp>
+#include <ballast/core/profile.hpp>
 #include <ballast/core/rng.hpp>
 #include <ballast/io/safetensors.hpp>
 #include <ballast/kernels/cross_entropy.hpp>
@@ -87,6 +88,11 @@ namespace ballast
         /// Attention runs (batch, head) pairs in parallel only above this many multiply-adds per layer:
         /// below it, waking the thread team costs more than the work (tiny test models).
         static constexpr std::size_t attention_parallel_work = 1u << 15;
+        /// Attention computes only the causal part of each (batch, head) pair's T×T products, in row panels
+        /// of this many queries: panel [i0, i1) needs keys [0, i1) only, so about half of the T×T work of
+        /// the logits, P·V and the four backward products is skipped for long sequences. A multiple of the
+        /// GEMM's micro-tile rows (6) and columns (16).
+        static constexpr std::size_t attention_panel = 48;
 
         /// Build the parameter layout for `cfg` (validated; throws ballast::error naming the bad field).
         /// Parameters start at zero: call init(seed) or load(path).
@@ -371,6 +377,27 @@ namespace ballast
             {
                 m_head = m_embed;
             }
+            // Gradients backward accumulates into (norms, biases, embeddings, qk scales, a tied head) are
+            // zeroed before each backward pass; the block matrices and an untied head are written whole by
+            // one GEMM each (beta = 0) and need no zeroing (~all of the buffer: at GPT-2 size the zeroing
+            // pass was 0.5 GB of stores per step).
+            std::vector<std::size_t> overwritten;
+            for (const auto& b : m_blocks)
+            {
+                overwritten.insert(overwritten.end(), { b.qkv_w, b.out_w, b.up_w, b.down_w });
+            }
+            if constexpr (!tied)
+            {
+                overwritten.push_back(m_head);
+            }
+            m_accumulated_grads.clear();
+            for (const auto& e : m_layout.entries())
+            {
+                if (std::ranges::find(overwritten, e.offset) == overwritten.end())
+                {
+                    m_accumulated_grads.push_back(&e - m_layout.entries().data());
+                }
+            }
         }
 
         // ------------------------------------------------------------------------------------------------
@@ -498,10 +525,11 @@ namespace ballast
                 }
             }
             const std::size_t n = m_n, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab,
-                              L = m_cfg.n_layers, H = m_cfg.n_heads, dh = m_cfg.head_dim();
+                              L = m_cfg.n_layers, H = m_cfg.n_heads;
             const T eps = static_cast<T>(m_cfg.norm_eps);
             auto& A = m_act;
 
+            BALLAST_PROFILE_MARK("embed");
             // Embedding (+ learned positions).
             T* x0 = A.res.data();
             const T* E = p(m_embed);
@@ -528,19 +556,20 @@ namespace ballast
                 T* att = A.att.data() + l * n * d;
 
                 // Attention.
+                BALLAST_PROFILE_MARK("norm");
                 Norm::forward(a, d, a_stats, a_stats + n, x, d, p(b.attn_scale), p(b.attn_bias), n, d, eps);
+                BALLAST_PROFILE_MARK("attn.proj");
                 kernels::gemm(kernels::gemm_layout::nt, n, 3 * d, d, a, d, p(b.qkv_w), d, T(0), qkv_raw,
                               3 * d);
                 if constexpr (has_bias)
                 {
                     add_bias(qkv_raw, p(b.qkv_b), n, 3 * d);
                 }
-                QK::forward(qkv, qk_stats, qk_stats + H * n, qkv_raw, p(b.q_scale), 3 * d, n, H, dh, m_qk);
-                QK::forward(qkv + d, qk_stats + 2 * H * n, qk_stats + 3 * H * n, qkv_raw + d, p(b.k_scale),
-                            3 * d, n, H, dh, m_qk);
-                Position::rotate(qkv, 3 * d, batch, seq, H, dh, m_rope, false);
-                Position::rotate(qkv + d, 3 * d, batch, seq, H, dh, m_rope, false);
+                BALLAST_PROFILE_MARK("attn.qk_rope");
+                qk_rope_forward(qkv, qk_stats, qkv_raw, b, batch, seq);
+                BALLAST_PROFILE_MARK("attn.core");
                 attention_forward(l, batch, seq);
+                BALLAST_PROFILE_MARK("attn.proj");
                 kernels::copy(mid, x, n * d);
                 kernels::gemm(kernels::gemm_layout::nt, n, d, d, att, d, p(b.out_w), d, T(1), mid, d);
                 if constexpr (has_bias)
@@ -554,13 +583,17 @@ namespace ballast
                 T* up = A.up.data() + l * n * f;
                 T* act = A.act.data() + l * n * f;
                 T* out = A.res.data() + (l + 1) * n * d;
+                BALLAST_PROFILE_MARK("norm");
                 Norm::forward(m, d, m_stats, m_stats + n, mid, d, p(b.mlp_scale), p(b.mlp_bias), n, d, eps);
+                BALLAST_PROFILE_MARK("mlp.gemm");
                 kernels::gemm(kernels::gemm_layout::nt, n, f, d, m, d, p(b.up_w), d, T(0), up, f);
                 if constexpr (has_bias)
                 {
                     add_bias(up, p(b.up_b), n, f);
                 }
+                BALLAST_PROFILE_MARK("mlp.gelu");
                 kernels::gelu_forward<gelu>(act, up, n * f);
+                BALLAST_PROFILE_MARK("mlp.gemm");
                 kernels::copy(out, mid, n * d);
                 kernels::gemm(kernels::gemm_layout::nt, n, d, f, act, f, p(b.down_w), f, T(1), out, d);
                 if constexpr (has_bias)
@@ -571,6 +604,7 @@ namespace ballast
                 {
                     if (m_diag.recording)
                     {
+                        BALLAST_PROFILE_MARK("diagnostics");
                         record_layer(l, batch, seq, out);
                     }
                 }
@@ -578,10 +612,13 @@ namespace ballast
 
             // Final norm, head, loss.
             const T* xl = A.res.data() + L * n * d;
+            BALLAST_PROFILE_MARK("norm");
             Norm::forward(A.f.data(), d, A.f_stats.data(), A.f_stats.data() + n, xl, d, p(m_final_scale),
                           p(m_final_bias), n, d, eps);
+            BALLAST_PROFILE_MARK("head");
             kernels::gemm(kernels::gemm_layout::nt, n, v, d, A.f.data(), d, p(m_head), d, T(0),
                           A.logits.data(), v);
+            BALLAST_PROFILE_MARK("loss");
             OutCap::forward(A.logits.data(), n * v, m_cfg.output_soft_cap);
 
             const double coef = OutLoss::zloss_coef(m_cfg);
@@ -598,14 +635,53 @@ namespace ballast
             {
                 if (m_diag.recording)
                 {
+                    BALLAST_PROFILE_MARK("diagnostics");
                     record_output(n, v);
                 }
             }
+            BALLAST_PROFILE_MARK("end");
             loss_parts out;
             out.loss = total / static_cast<double>(n);
             out.aux = coef * zsum / static_cast<double>(n);
             out.ce = out.loss - out.aux;
             return out;
+        }
+
+        /// q/k control, then RoPE, on the q and k blocks of one layer's qkv activations (rows N = batch·seq,
+        /// row stride 3d). The statistics are at qk_stats: [q mean | q rstd | k mean | k rstd], each [H][N]
+        /// (only the backward below reads them).
+        ///
+        /// One policy call over all N rows, not one per sequence. A per-sequence split keeps a sequence's
+        /// rows in cache across heads (this whole pass is 1–8% of a step, docs/performance.md), but it sums
+        /// the q/k-norm scale gradients in another order, which changes the bits of every qk-norm run
+        /// against the published study numbers (docs/reproduction.md). Kept whole-block until the norm
+        /// kernels can hand back their row-block partials, so a per-sequence form can make the same sums.
+        void qk_rope_forward(T* qkv, T* qk_stats, const T* qkv_raw, const block_offsets& b, std::size_t batch,
+                             std::size_t seq)
+        {
+            const std::size_t d = m_cfg.d_model, H = m_cfg.n_heads, dh = m_cfg.head_dim(), ld = 3 * d;
+            const std::size_t n = batch * seq, hn = H * n;
+            QK::forward(qkv, qk_stats, qk_stats + hn, qkv_raw, p(b.q_scale), ld, n, H, dh, m_qk);
+            QK::forward(qkv + d, qk_stats + 2 * hn, qk_stats + 3 * hn, qkv_raw + d, p(b.k_scale), ld, n, H,
+                        dh, m_qk);
+            Position::rotate(qkv, ld, batch, seq, H, dh, m_rope, false);
+            Position::rotate(qkv + d, ld, batch, seq, H, dh, m_rope, false);
+        }
+
+        /// Backward of qk_rope_forward: dqkv (q, k blocks, post-RoPE) → dqkv_raw (q, k blocks); the q/k scale
+        /// gradients accumulate in the policy's fixed order (independent of the thread count). Rotates dqkv
+        /// in place.
+        void qk_rope_backward(T* dqkv_raw, T* dqkv, const T* qkv_raw, const T* qk_stats,
+                              const block_offsets& b, std::size_t batch, std::size_t seq)
+        {
+            const std::size_t d = m_cfg.d_model, H = m_cfg.n_heads, dh = m_cfg.head_dim(), ld = 3 * d;
+            const std::size_t n = batch * seq, hn = H * n;
+            Position::rotate(dqkv, ld, batch, seq, H, dh, m_rope, true);
+            Position::rotate(dqkv + d, ld, batch, seq, H, dh, m_rope, true);
+            QK::backward(dqkv_raw, g(b.q_scale), dqkv, qkv_raw, p(b.q_scale), qk_stats, qk_stats + hn, ld, n,
+                         H, dh, m_qk);
+            QK::backward(dqkv_raw + d, g(b.k_scale), dqkv + d, qkv_raw + d, p(b.k_scale), qk_stats + 2 * hn,
+                         qk_stats + 3 * hn, ld, n, H, dh, m_qk);
         }
 
         /// Causal multi-head attention of layer l, one (batch, head) pair per iteration.
@@ -636,8 +712,17 @@ namespace ballast
                 const T* k = q + d;
                 const T* vv = qkv_raw + bi * seq * ld + 2 * d + h * dh;
                 T* z = probs + static_cast<std::size_t>(bh) * tt;
-                kernels::gemm(kernels::gemm_layout::nt, seq, seq, dh, q, ld, k, ld, T(0), z, seq);
-                kernels::scale(z, s, tt);
+                for (std::size_t i0 = 0; i0 < seq; i0 += attention_panel)
+                {
+                    // z[i0:i1, 0:i1] = s·q[i0:i1]·k[0:i1]ᵀ: keys from i1 on are masked for the whole panel.
+                    const std::size_t i1 = std::min(seq, i0 + attention_panel);
+                    kernels::gemm(kernels::gemm_layout::nt, i1 - i0, i1, dh, q + i0 * ld, ld, k, ld, T(0),
+                                  z + i0 * seq, seq);
+                    for (std::size_t i = i0; i < i1; ++i)
+                    {
+                        kernels::scale(z + i * seq, s, i + 1);
+                    }
+                }
                 T* row_max = nullptr;
                 T* row_entropy = nullptr;
                 if constexpr (Diag::enabled)
@@ -657,8 +742,13 @@ namespace ballast
                     kernels::copy(capped + static_cast<std::size_t>(bh) * tt, z, tt);
                 }
                 kernels::softmax_causal_forward(z, z, seq, seq, row_max, row_entropy);
-                kernels::gemm(kernels::gemm_layout::nn, seq, dh, seq, z, seq, vv, ld, T(0),
-                              att + bi * seq * d + h * dh, d);
+                for (std::size_t i0 = 0; i0 < seq; i0 += attention_panel)
+                {
+                    // o[i0:i1] = P[i0:i1, 0:i1]·v[0:i1] (P is 0 right of the diagonal).
+                    const std::size_t i1 = std::min(seq, i0 + attention_panel);
+                    kernels::gemm(kernels::gemm_layout::nn, i1 - i0, dh, i1, z + i0 * seq, seq, vv, ld, T(0),
+                                  att + (bi * seq + i0) * d + h * dh, d);
+                }
             }
         }
 
@@ -668,18 +758,26 @@ namespace ballast
         void run_backward(std::span<const std::int32_t> tokens)
         {
             const std::size_t n = m_n, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab,
-                              L = m_cfg.n_layers, H = m_cfg.n_heads, dh = m_cfg.head_dim();
+                              L = m_cfg.n_layers, H = m_cfg.n_heads;
             auto& A = m_act;
-            std::ranges::fill(m_grads, T(0));
+            BALLAST_PROFILE_MARK("grad_zero");
+            for (const std::size_t i : m_accumulated_grads) // the other tensors are overwritten below
+            {
+                const auto& e = m_layout.entries()[i];
+                kernels::fill(m_grads.data() + e.offset, T(0), e.size);
+            }
             T* dres = A.dres.data();
             T* dtmp = A.dtmp.data();
 
             // Head and final norm.
+            BALLAST_PROFILE_MARK("loss");
             OutCap::backward(A.dlogits.data(), A.logits.data(), n * v, m_cfg.output_soft_cap);
-            kernels::gemm(kernels::gemm_layout::tn, v, d, n, A.dlogits.data(), v, A.f.data(), d, T(1),
-                          g(m_head), d);
+            BALLAST_PROFILE_MARK("head");
+            kernels::gemm(kernels::gemm_layout::tn, v, d, n, A.dlogits.data(), v, A.f.data(), d,
+                          tied ? T(1) : T(0), g(m_head), d); // a tied head adds to the embedding gradient
             kernels::gemm(kernels::gemm_layout::nn, n, d, v, A.dlogits.data(), v, p(m_head), d, T(0), dtmp,
                           d);
+            BALLAST_PROFILE_MARK("norm");
             Norm::backward(dres, d, g(m_final_scale), g(m_final_bias), dtmp, d, A.res.data() + L * n * d, d,
                            p(m_final_scale), A.f_stats.data(), A.f_stats.data() + n, n, d);
 
@@ -695,21 +793,26 @@ namespace ballast
                 const T* up = A.up.data() + li * n * f;
                 const T* act = A.act.data() + li * n * f;
                 T* dup = A.dup.data();
+                BALLAST_PROFILE_MARK("mlp.gemm");
                 kernels::gemm(kernels::gemm_layout::nn, n, f, d, dres, d, p(b.down_w), f, T(0), dup, f);
-                kernels::gemm(kernels::gemm_layout::tn, d, f, n, dres, d, act, f, T(1), g(b.down_w), f);
+                kernels::gemm(kernels::gemm_layout::tn, d, f, n, dres, d, act, f, T(0), g(b.down_w), f);
                 if constexpr (has_bias)
                 {
                     accumulate_column_sums(g(b.down_b), dres, n, d);
                 }
+                BALLAST_PROFILE_MARK("mlp.gelu");
                 kernels::gelu_backward<gelu>(dup, dup, up, n * f);
-                kernels::gemm(kernels::gemm_layout::tn, f, d, n, dup, f, m, d, T(1), g(b.up_w), d);
+                BALLAST_PROFILE_MARK("mlp.gemm");
+                kernels::gemm(kernels::gemm_layout::tn, f, d, n, dup, f, m, d, T(0), g(b.up_w), d);
                 if constexpr (has_bias)
                 {
                     accumulate_column_sums(g(b.up_b), dup, n, f);
                 }
                 kernels::gemm(kernels::gemm_layout::nn, n, d, f, dup, f, p(b.up_w), d, T(0), dtmp, d);
+                BALLAST_PROFILE_MARK("norm");
                 Norm::backward(dtmp, d, g(b.mlp_scale), g(b.mlp_bias), dtmp, d, mid, d, p(b.mlp_scale),
                                m_stats, m_stats + n, n, d);
+                BALLAST_PROFILE_MARK("residual");
                 kernels::axpy(dres, dtmp, T(1), n * d); // dres = d loss / d mid
 
                 // Attention.
@@ -721,20 +824,19 @@ namespace ballast
                 T* datt = A.datt.data();
                 T* dqkv = A.dqkv.data();
                 T* dqkv_raw = A.dqkv_raw.data();
+                BALLAST_PROFILE_MARK("attn.proj");
                 kernels::gemm(kernels::gemm_layout::nn, n, d, d, dres, d, p(b.out_w), d, T(0), datt, d);
-                kernels::gemm(kernels::gemm_layout::tn, d, d, n, dres, d, att, d, T(1), g(b.out_w), d);
+                kernels::gemm(kernels::gemm_layout::tn, d, d, n, dres, d, att, d, T(0), g(b.out_w), d);
                 if constexpr (has_bias)
                 {
                     accumulate_column_sums(g(b.out_b), dres, n, d);
                 }
+                BALLAST_PROFILE_MARK("attn.core");
                 attention_backward(li, A.batch, A.seq); // fills dqkv (q, k parts) and dqkv_raw (v part)
-                Position::rotate(dqkv, 3 * d, A.batch, A.seq, H, dh, m_rope, true);
-                Position::rotate(dqkv + d, 3 * d, A.batch, A.seq, H, dh, m_rope, true);
-                QK::backward(dqkv_raw, g(b.q_scale), dqkv, qkv_raw, p(b.q_scale), qk_stats, qk_stats + H * n,
-                             3 * d, n, H, dh, m_qk);
-                QK::backward(dqkv_raw + d, g(b.k_scale), dqkv + d, qkv_raw + d, p(b.k_scale),
-                             qk_stats + 2 * H * n, qk_stats + 3 * H * n, 3 * d, n, H, dh, m_qk);
-                kernels::gemm(kernels::gemm_layout::tn, 3 * d, d, n, dqkv_raw, 3 * d, a, d, T(1), g(b.qkv_w),
+                BALLAST_PROFILE_MARK("attn.qk_rope");
+                qk_rope_backward(dqkv_raw, dqkv, qkv_raw, qk_stats, b, A.batch, A.seq);
+                BALLAST_PROFILE_MARK("attn.proj");
+                kernels::gemm(kernels::gemm_layout::tn, 3 * d, d, n, dqkv_raw, 3 * d, a, d, T(0), g(b.qkv_w),
                               d);
                 if constexpr (has_bias)
                 {
@@ -742,12 +844,15 @@ namespace ballast
                 }
                 kernels::gemm(kernels::gemm_layout::nn, n, d, 3 * d, dqkv_raw, 3 * d, p(b.qkv_w), d, T(0),
                               dtmp, d);
+                BALLAST_PROFILE_MARK("norm");
                 Norm::backward(dtmp, d, g(b.attn_scale), g(b.attn_bias), dtmp, d, x, d, p(b.attn_scale),
                                a_stats, a_stats + n, n, d);
+                BALLAST_PROFILE_MARK("residual");
                 kernels::axpy(dres, dtmp, T(1), n * d); // dres = d loss / d res[l]
             }
 
             // Embedding: rows scattered in token order (deterministic), columns split across threads.
+            BALLAST_PROFILE_MARK("embed");
             Position::embed_backward(g(m_pos), dres, A.batch, A.seq, d);
             T* dE = g(m_embed);
             parallel_for(d, 256,
@@ -759,6 +864,7 @@ namespace ballast
                                                dres + r * d + c0, T(1), c1 - c0);
                              }
                          });
+            BALLAST_PROFILE_MARK("end");
         }
 
         /// Backward of attention_forward for layer l: datt → dqkv (q, k blocks, post-RoPE) and dqkv_raw (v).
@@ -795,21 +901,36 @@ namespace ballast
                 const T* prob = probs + static_cast<std::size_t>(bh) * tt;
                 const T* dout = datt + row0 * d + h * dh;
                 T* dz = scratch + static_cast<std::size_t>(omp_get_thread_num()) * tt;
-                kernels::gemm(kernels::gemm_layout::nt, seq, seq, dh, dout, d, vv, ld, T(0), dz,
-                              seq); // dP = dO·Vᵀ
-                kernels::gemm(kernels::gemm_layout::tn, seq, dh, seq, prob, seq, dout, d, T(0),
-                              dqkv_raw + row0 * ld + 2 * d + h * dh, ld); // dV = Pᵀ·dO
-                kernels::softmax_causal_backward(dz, prob, dz, seq, seq);
+                T* dq = dqkv + row0 * ld + h * dh;
+                T* dk = dq + d;
+                T* dv = dqkv_raw + row0 * ld + 2 * d + h * dh;
+                // Only the causal part is computed: row panels [i0, i1) of dP, dQ (columns/keys < i1) and of
+                // dV, dK (rows/keys j0 ≤ j < j1 receive from queries i ≥ j0 only).
+                for (std::size_t i0 = 0; i0 < seq; i0 += attention_panel)
+                {
+                    const std::size_t i1 = std::min(seq, i0 + attention_panel);
+                    kernels::gemm(kernels::gemm_layout::nt, i1 - i0, i1, dh, dout + i0 * d, d, vv, ld, T(0),
+                                  dz + i0 * seq, seq); // dP = dO·Vᵀ
+                    kernels::gemm(kernels::gemm_layout::tn, i1 - i0, dh, seq - i0, prob + i0 * seq + i0, seq,
+                                  dout + i0 * d, d, T(0), dv + i0 * ld, ld); // dV = Pᵀ·dO, keys [i0, i1)
+                }
+                kernels::softmax_causal_backward(dz, prob, dz, seq, seq); // zero right of the diagonal
                 if constexpr (AttnCap::active)
                 {
                     AttnCap::backward(dz, capped + static_cast<std::size_t>(bh) * tt, tt, cap);
                 }
-                kernels::scale(dz, s, tt);
-                kernels::gemm(kernels::gemm_layout::nn, seq, dh, seq, dz, seq, k, ld, T(0),
-                              dqkv + row0 * ld + h * dh,
-                              ld); // dQ = dZ·K
-                kernels::gemm(kernels::gemm_layout::tn, seq, dh, seq, dz, seq, q, ld, T(0),
-                              dqkv + row0 * ld + d + h * dh, ld); // dK = dZᵀ·Q
+                for (std::size_t i = 0; i < seq; ++i)
+                {
+                    kernels::scale(dz + i * seq, s, i + 1);
+                }
+                for (std::size_t i0 = 0; i0 < seq; i0 += attention_panel)
+                {
+                    const std::size_t i1 = std::min(seq, i0 + attention_panel);
+                    kernels::gemm(kernels::gemm_layout::nn, i1 - i0, dh, i1, dz + i0 * seq, seq, k, ld, T(0),
+                                  dq + i0 * ld, ld); // dQ = dZ·K
+                    kernels::gemm(kernels::gemm_layout::tn, i1 - i0, dh, seq - i0, dz + i0 * seq + i0, seq,
+                                  q + i0 * ld, ld, T(0), dk + i0 * ld, ld); // dK = dZᵀ·Q, keys [i0, i1)
+                }
             }
         }
 
@@ -820,6 +941,8 @@ namespace ballast
         std::vector<block_offsets> m_blocks;
         std::size_t m_embed = npos, m_pos = npos, m_final_scale = npos, m_final_bias = npos, m_head = npos;
         aligned_vector<T> m_params, m_grads;
+        /// Layout entries backward accumulates into, zeroed before each pass (build_layout).
+        std::vector<std::size_t> m_accumulated_grads;
         activations m_act;
         std::size_t m_n = 0;
 

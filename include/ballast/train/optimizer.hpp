@@ -47,6 +47,7 @@
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/named.hpp>
+#include <ballast/core/profile.hpp>
 #include <ballast/core/reflect.hpp>
 #include <ballast/kernels/elementwise.hpp>
 #include <ballast/kernels/reduce.hpp>
@@ -315,6 +316,7 @@ namespace ballast
             BALLAST_CHECK(params.size() == n && grads.size() == n, "optimizer::step", "expected ", n,
                           " parameters and gradients, got ", params.size(), " and ", grads.size());
             ++m_steps;
+            BALLAST_PROFILE_MARK("optimizer");
             for (const auto& e : m_layout.entries())
             {
                 optim::tensor_step a;
@@ -334,6 +336,7 @@ namespace ballast
                 }
                 O::update(params.data() + e.offset, s, grads.data() + e.offset, e.size, a, m_cfg);
             }
+            BALLAST_PROFILE_MARK("end");
         }
 
         /// Statistics of the last step's direction for one tensor (diagnostics; AdamW only, NaN otherwise):
