@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -125,6 +126,29 @@ TEMPLATE_LIST_TEST_CASE("float and double models agree and threads do not change
     // the loss is bounded by a few hundred ulps of float over this depth (measured ~1e-6).
     const auto ld = d.forward_backward(data.tokens, data.targets, data.batch, data.seq);
     CHECK(std::fabs(l1.loss - ld.loss) <= 1e-5 * ld.loss);
+}
+
+TEMPLATE_LIST_TEST_CASE("each backward pass starts from clean gradients", "[model][determinism]",
+                        all_policy_sets)
+{
+    // backward zeroes only the tensors it accumulates into and overwrites the rest with beta-0 GEMMs:
+    // gradients of batch A, then of another batch B, then of A again must repeat A's bit for bit (a tensor
+    // neither zeroed nor overwritten would carry B's or A's first gradient into the third pass).
+    INFO("policy set " << TestType::name);
+    auto cfg = tiny_config();
+    cfg.d_model = 32;
+    cfg.n_heads = 4;
+    cfg.context = 16;
+    ballast::transformer<TestType, float> model(cfg);
+    randomise(model, 13);
+    const auto a = make_batch(cfg.vocab, 21, 3, 16), b = make_batch(cfg.vocab, 22, 3, 16);
+    const auto la = model.forward_backward(a.tokens, a.targets, a.batch, a.seq);
+    const std::vector<float> first(model.gradients().begin(), model.gradients().end());
+    model.forward_backward(b.tokens, b.targets, b.batch, b.seq);
+    REQUIRE_FALSE(std::ranges::equal(first, model.gradients())); // B's gradients really differ
+    const auto again = model.forward_backward(a.tokens, a.targets, a.batch, a.seq);
+    CHECK(la.loss == again.loss);
+    CHECK(std::memcmp(first.data(), model.gradients().data(), first.size() * sizeof(float)) == 0);
 }
 
 TEST_CASE("z-loss with coefficient 0 equals plain cross-entropy", "[model][laws]")
