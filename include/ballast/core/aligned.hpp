@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <vector>
 
-#include <xsimd/xsimd.hpp>
+#include <ballast/core/xsimd.hpp>
 
 namespace ballast
 {

@@ -11,9 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <xsimd/xsimd.hpp>
-
 #include <ballast/core/config.hpp>
+#include <ballast/core/xsimd.hpp>
 
 namespace ballast::simd
 {

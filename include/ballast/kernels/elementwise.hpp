@@ -27,10 +27,6 @@
 #include <cstring>
 #include <type_traits>
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #include <ballast/core/config.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/simd.hpp>

@@ -49,17 +49,13 @@
 #include <type_traits>
 
 #include <omp.h>
-#include <xsimd/xsimd.hpp>
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/simd.hpp>
+#include <ballast/core/xsimd.hpp>
 #include <ballast/kernels/ref/gemm.hpp>
-
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
 
 namespace ballast::kernels
 {
