@@ -12,7 +12,9 @@ Each process's peak RSS comes from os.wait4 on that child alone (ru_maxrss), so 
 
 Environment of both processes (/work/shared/performance-notes.md): OPENBLAS_NUM_THREADS=t, and at t > 1
 OMP_WAIT_POLICY=passive for torch (its OpenMP and OpenBLAS threads otherwise spin against each other on 2
-cores). torch.set_num_threads(t) is called inside torch_model.py; ballast uses train_config::threads.
+cores). On a CPU with AVX-512, torch also gets OPENBLAS_CORETYPE=SkylakeX and ATEN_CPU_CAPABILITY=avx512
+(--torch-isa auto, the default): Debian's OpenBLAS 0.3.21 takes AMD Zen 4/5 for Haswell and torch 1.13 picks
+AVX2 there, while ballast is compiled with -march=native. torch.set_num_threads(t) is called inside torch_model.py; ballast uses train_config::threads.
 
 The table: per config, policy and threads the median ballast and torch tokens/s, the ratio ballast/torch
 (median over the per-repetition pairs, and its min-max), ballast's model GFLOP/s and its fraction of the
@@ -83,7 +85,8 @@ def csv(value, allowed, what):
 def run_child(cmd, env):
     """Run cmd to completion; returns (stdout, stderr, peak RSS in MiB) of that process alone."""
     full_env = dict(os.environ)
-    for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
+              "ATEN_CPU_CAPABILITY"):
         full_env.pop(k, None)
     full_env.update(env)
     # Output goes to temporary files, not pipes: the child is reaped here with os.wait4, which returns
@@ -122,8 +125,32 @@ def run_ballast(bench, name, threads, warmup, steps):
             "first_step_ms": b.get("ms_first_step"), "other_steps_ms": b.get("ms_other_steps")}
 
 
-def run_torch(python, config, policy, threads, warmup, steps, foreach):
-    env = {"OPENBLAS_NUM_THREADS": str(threads)}
+AVX512_FLAGS = {"avx512f", "avx512bw", "avx512dq", "avx512vl"}
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def torch_isa_env(mode):
+    """The environment that gives PyTorch its fastest kernels on this CPU. Debian's OpenBLAS 0.3.21
+    (DYNAMIC_ARCH) does not know AMD Zen 4/5 and falls back to its AVX2 Haswell kernels, and torch 1.13's
+    ATen picks AVX2 on AMD; on an AVX-512 CPU both are told to use their AVX-512 code paths
+    (OPENBLAS_CORETYPE=SkylakeX, ATEN_CPU_CAPABILITY=avx512), as ballast's -march=native build does."""
+    if mode == "avx2" or (mode == "auto" and not AVX512_FLAGS <= cpu_flags()):
+        return {}
+    return {"OPENBLAS_CORETYPE": "SkylakeX", "ATEN_CPU_CAPABILITY": "avx512"}
+
+
+def run_torch(python, config, policy, threads, warmup, steps, foreach, isa="auto"):
+    env = {"OPENBLAS_NUM_THREADS": str(threads), **torch_isa_env(isa)}
     if threads > 1:
         env["OMP_WAIT_POLICY"] = "passive"
     cmd = [python, TORCH_MODEL, "run", "--config", config, "--policy", policy, "--threads", str(threads),
@@ -200,6 +227,10 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with torch (Debian's)")
     ap.add_argument("--torch-foreach", type=int, choices=(0, 1), default=1,
                     help="torch AdamW foreach=True (1, default: the faster here) or the per-tensor loop (0)")
+    ap.add_argument("--torch-isa", choices=("auto", "avx512", "avx2"), default="auto",
+                    help="PyTorch's kernels: auto = its AVX-512 paths (OpenBLAS SkylakeX, ATen avx512) when the "
+                         "CPU has AVX-512, else its defaults; avx2 = the defaults (Debian's OpenBLAS picks "
+                         "Haswell on AMD Zen 4/5)")
     ap.add_argument("--diag", action="store_true", help="also measure the diagnostics overhead (P1, P2)")
     ap.add_argument("--check-params", action="store_true", help="only compare the parameter counts")
     ap.add_argument("--profile", action="store_true",
@@ -306,6 +337,9 @@ def compare(args, configs, policies, threads, peak):
 
     if args.fma and not peak:
         peak = fma_peak(args.fma)
+    isa_env = torch_isa_env(args.torch_isa)
+    print("torch kernels: " + (" ".join(f"{k}={v}" for k, v in isa_env.items()) if isa_env
+                               else "defaults (no AVX-512 override)"))
 
     cells = [(c, p, t) for c in configs for p in policies for t in threads]
     runs = {cell: {"ballast": [], "torch": []} for cell in cells}
@@ -318,7 +352,7 @@ def compare(args, configs, policies, threads, peak):
         # Every measurement is saved as it arrives: a run stopped midway keeps what it measured.
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"partial": True, "load_before": load_before, "fma_peak": peak,
+                json.dump({"partial": True, "load_before": load_before, "fma_peak": peak, "torch_env": isa_env,
                            "runs": [{"config": c, "policy": p, "threads": t, **v} for (c, p, t), v in runs.items()],
                            "diag_runs": [{"config": c, "policy": p, "threads": t, **v}
                                          for (c, p, t), v in diag.items()]}, f, indent=1)
@@ -332,7 +366,7 @@ def compare(args, configs, policies, threads, peak):
                 if impl == "ballast":
                     r = run_ballast(args.bench, f"train_step/{p}/{c}/threads:{t}", t, warmup, steps)
                 else:
-                    r = run_torch(args.python, c, p, t, warmup, steps, args.torch_foreach)
+                    r = run_torch(args.python, c, p, t, warmup, steps, args.torch_foreach, args.torch_isa)
                 runs[(c, p, t)][impl].append(r)
                 save_partial()
                 print(f"[rep {rep + 1}/{args.repetitions}] {c} {p} threads {t} {impl:7s} "
@@ -441,7 +475,7 @@ def compare(args, configs, policies, threads, peak):
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"load_before": load_before, "load_after": load_after, "fma_peak": peak,
+            json.dump({"load_before": load_before, "load_after": load_after, "fma_peak": peak, "torch_env": isa_env,
                        "summary": summary, "diagnostics": diag_summary,
                        "runs": [{"config": c, "policy": p, "threads": t, **v}
                                 for (c, p, t), v in runs.items()],
