@@ -14,7 +14,10 @@ Environment of both processes (/work/shared/performance-notes.md): OPENBLAS_NUM_
 OMP_WAIT_POLICY=passive for torch (its OpenMP and OpenBLAS threads otherwise spin against each other on 2
 cores). On a CPU with AVX-512, torch also gets OPENBLAS_CORETYPE=SkylakeX and ATEN_CPU_CAPABILITY=avx512
 (--torch-isa auto, the default): Debian's OpenBLAS 0.3.21 takes AMD Zen 4/5 for Haswell and torch 1.13 picks
-AVX2 there, while ballast is compiled with -march=native. torch.set_num_threads(t) is called inside torch_model.py; ballast uses train_config::threads.
+AVX2 there, while ballast is compiled with -march=native. Both processes run with glibc's malloc told to
+keep freed memory (GLIBC_TUNABLES, --malloc keep): PyTorch re-allocates its activations every step, and
+glibc's default mmap/munmap of large blocks makes it fault them in again each step.
+torch.set_num_threads(t) is called inside torch_model.py; ballast uses train_config::threads.
 
 The table: per config, policy and threads the median ballast and torch tokens/s, the ratio ballast/torch
 (median over the per-repetition pairs, and its min-max), ballast's model GFLOP/s and its fraction of the
@@ -86,8 +89,10 @@ def run_child(cmd, env):
     """Run cmd to completion; returns (stdout, stderr, peak RSS in MiB) of that process alone."""
     full_env = dict(os.environ)
     for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
-              "ATEN_CPU_CAPABILITY"):
+              "ATEN_CPU_CAPABILITY", "OPENBLAS_L2_SIZE", "GLIBC_TUNABLES"):
         full_env.pop(k, None)
+    if MALLOC_KEEP[0]:
+        full_env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
     full_env.update(env)
     # Output goes to temporary files, not pipes: the child is reaped here with os.wait4, which returns
     # that child's own rusage (ru_maxrss in KiB on Linux); Popen.communicate would reap it first.
@@ -124,6 +129,14 @@ def run_ballast(bench, name, threads, warmup, steps):
             "iterations": b["iterations"], "rss_mib": rss,
             "first_step_ms": b.get("ms_first_step"), "other_steps_ms": b.get("ms_other_steps")}
 
+
+# glibc malloc that never returns memory to the kernel: no mmap per large block, no heap trimming. PyTorch
+# frees and re-allocates its activations every step; by default glibc serves every block over 32 MiB (and
+# many smaller ones) with a fresh mmap and unmaps it on free, so each step faults in its activations page by
+# page again, which on this VM made torch's G124 step 2-4x slower (6.4-12.9 s against 3.0-3.2 s). ballast
+# allocates once, so it does not care; both processes get the same setting (--malloc).
+MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+MALLOC_KEEP = [True]
 
 AVX512_FLAGS = {"avx512f", "avx512bw", "avx512dq", "avx512vl"}
 
@@ -231,6 +244,10 @@ def main():
                     help="PyTorch's kernels: auto = its AVX-512 paths (OpenBLAS SkylakeX, ATen avx512) when the "
                          "CPU has AVX-512, else its defaults; avx2 = the defaults (Debian's OpenBLAS picks "
                          "Haswell on AMD Zen 4/5)")
+    ap.add_argument("--malloc", choices=("keep", "default"), default="keep",
+                    help="keep = both processes run with GLIBC_TUNABLES=" + MALLOC_TUNABLES + " (glibc keeps "
+                         "freed memory instead of unmapping it: PyTorch's per-step activations stop page-"
+                         "faulting); default = glibc's defaults")
     ap.add_argument("--diag", action="store_true", help="also measure the diagnostics overhead (P1, P2)")
     ap.add_argument("--check-params", action="store_true", help="only compare the parameter counts")
     ap.add_argument("--profile", action="store_true",
@@ -239,6 +256,7 @@ def main():
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json", help="write every measurement and the summary here")
     args = ap.parse_args()
+    MALLOC_KEEP[0] = args.malloc == "keep"
 
     configs = csv(args.configs, CONFIGS, "configs")
     policies = csv(args.policies, POLICIES, "policies")
@@ -337,6 +355,7 @@ def compare(args, configs, policies, threads, peak):
 
     if args.fma and not peak:
         peak = fma_peak(args.fma)
+    print("malloc: " + (f"GLIBC_TUNABLES={MALLOC_TUNABLES} (both)" if MALLOC_KEEP[0] else "glibc defaults"))
     isa_env = torch_isa_env(args.torch_isa)
     print("torch kernels: " + (" ".join(f"{k}={v}" for k, v in isa_env.items()) if isa_env
                                else "defaults (no AVX-512 override)"))
@@ -353,6 +372,7 @@ def compare(args, configs, policies, threads, peak):
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"partial": True, "load_before": load_before, "fma_peak": peak, "torch_env": isa_env,
+                           "malloc": args.malloc,
                            "runs": [{"config": c, "policy": p, "threads": t, **v} for (c, p, t), v in runs.items()],
                            "diag_runs": [{"config": c, "policy": p, "threads": t, **v}
                                          for (c, p, t), v in diag.items()]}, f, indent=1)
@@ -476,6 +496,7 @@ def compare(args, configs, policies, threads, peak):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"load_before": load_before, "load_after": load_after, "fma_peak": peak, "torch_env": isa_env,
+                           "malloc": args.malloc,
                        "summary": summary, "diagnostics": diag_summary,
                        "runs": [{"config": c, "policy": p, "threads": t, **v}
                                 for (c, p, t), v in runs.items()],

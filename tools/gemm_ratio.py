@@ -20,6 +20,7 @@ Usage:
 """
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -29,14 +30,37 @@ NAME = re.compile(r"^gemm/(?P<layout>nn|nt|tn)/(?P<M>\d+)x(?P<N>\d+)x(?P<K>\d+)/
 UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
-def run(binary, repetitions, min_time, flt):
+def openblas_env(core):
+    """OpenBLAS's fastest kernels on this CPU. Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) takes AMD Zen 4/5
+    for Haswell (AVX2), and this machine's environment even sets OPENBLAS_CORETYPE=Haswell; with
+    core == "auto" an AVX-512 CPU gets the SkylakeX (AVX-512) kernels, as ballast is compiled with
+    -march=native, and any other CPU OpenBLAS's own detection. Any other value is used as is."""
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    if core != "auto":
+        env["OPENBLAS_CORETYPE"] = core
+        print("OpenBLAS core:", core, file=sys.stderr)
+        return env
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        pass
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+        env["OPENBLAS_CORETYPE"] = "SkylakeX"
+    print("OpenBLAS core:", env.get("OPENBLAS_CORETYPE", "auto-detected"), file=sys.stderr)
+    return env
+
+
+def run(binary, repetitions, min_time, flt, core="auto"):
     # Every repetition is kept (no aggregates-only) so the best one can be reported too.
     cmd = [binary, "--benchmark_format=json", f"--benchmark_repetitions={repetitions}",
            f"--benchmark_min_time={min_time}", "--benchmark_enable_random_interleaving=true"]
     if flt:
         cmd.append(f"--benchmark_filter={flt}")
     print("running:", " ".join(cmd), file=sys.stderr)
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=openblas_env(core)).stdout
     # The driver prints a one-line banner before the JSON document.
     return json.loads(out[out.index("{"):])
 
@@ -94,13 +118,17 @@ def main():
     ap.add_argument("--repetitions", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.5)
     ap.add_argument("--filter", default="gemm/.*/(ballast|openblas)/")
+    ap.add_argument("--openblas-core", default="auto",
+                    help="OPENBLAS_CORETYPE of the peer: auto (SkylakeX on an AVX-512 CPU, else OpenBLAS's own "
+                         "detection) or a core name such as Haswell")
     ap.add_argument("--save", help="write the benchmark JSON here (and the FMA one to <name>_fma.json)")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     if not (args.bench or args.json):
         ap.error("give --bench or --json")
 
-    doc = load(args.json) if args.json else run(args.bench, args.repetitions, args.min_time, args.filter)
+    doc = load(args.json) if args.json else run(args.bench, args.repetitions, args.min_time, args.filter,
+                                                args.openblas_core)
     if args.save:
         json.dump(doc, open(args.save, "w"), indent=1)
     peak = {}
