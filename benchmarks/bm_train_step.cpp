@@ -139,13 +139,11 @@ namespace
 
     ballast::model_config model_of(const bench_config& c)
     {
-        ballast::model_config m;
-        m.vocab = c.vocab;
-        m.d_model = c.d_model;
-        m.n_layers = c.n_layers;
-        m.n_heads = c.n_heads;
-        m.context = c.context;
-        return m;
+        return { .vocab = c.vocab,
+                 .d_model = c.d_model,
+                 .n_layers = c.n_layers,
+                 .n_heads = c.n_heads,
+                 .context = c.context };
     }
 
     std::size_t env_size(const char* name, std::size_t fallback)
@@ -256,16 +254,23 @@ namespace
         st.counters["threads"] = static_cast<double>(st.range(0));
     }
 
+    /// The trainer of a one-step-per-iteration benchmark (`train_step/`, `profile/`): no diagnostics,
+    /// BALLAST_BENCH_WARMUP (default 2) untimed steps, st.range(0) threads.
+    template <class P>
+    bench_state<P, ballast::diagnostics::none>& one_step_state(const char* prefix, const bench_config& c,
+                                                               const benchmark::State& st)
+    {
+        const int threads = static_cast<int>(st.range(0));
+        const std::string key = prefix + std::string(P::name) + "/" + c.name + "/" + std::to_string(threads);
+        return state_for<P, ballast::diagnostics::none>(key, c, threads, env_size("BALLAST_BENCH_WARMUP", 2));
+    }
+
     /// One training step per iteration.
     template <class P>
     void bm_train_step(benchmark::State& st, std::size_t cfg_index)
     {
         const bench_config& c = configs[cfg_index];
-        const int threads = static_cast<int>(st.range(0));
-        const std::string key =
-          "train_step/" + std::string(P::name) + "/" + c.name + "/" + std::to_string(threads);
-        auto& s =
-          state_for<P, ballast::diagnostics::none>(key, c, threads, env_size("BALLAST_BENCH_WARMUP", 2));
+        auto& s = one_step_state<P>("train_step/", c, st);
         stop_after cb;
         for (auto _ : st)
         {
@@ -332,11 +337,7 @@ namespace
     void bm_profile(benchmark::State& st, std::size_t cfg_index)
     {
         const bench_config& c = configs[cfg_index];
-        const int threads = static_cast<int>(st.range(0));
-        const std::string key =
-          "profile/" + std::string(P::name) + "/" + c.name + "/" + std::to_string(threads);
-        auto& s =
-          state_for<P, ballast::diagnostics::none>(key, c, threads, env_size("BALLAST_BENCH_WARMUP", 2));
+        auto& s = one_step_state<P>("profile/", c, st);
         stop_after cb;
         ballast_bench_profile::reset();
         const auto t0 = std::chrono::steady_clock::now();

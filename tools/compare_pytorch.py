@@ -47,6 +47,8 @@ import sys
 import tempfile
 import time
 
+from bench_common import cpu_has_avx512, print_table
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TORCH_MODEL = os.path.join(HERE, "torch_model.py")
 CONFIGS = ("P1", "P2", "P3", "G124")
@@ -91,7 +93,7 @@ def run_child(cmd, env):
     for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
               "ATEN_CPU_CAPABILITY", "OPENBLAS_L2_SIZE", "GLIBC_TUNABLES"):
         full_env.pop(k, None)
-    if MALLOC_KEEP[0]:
+    if MALLOC_KEEP:
         full_env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
     full_env.update(env)
     # Output goes to temporary files, not pipes: the child is reaped here with os.wait4, which returns
@@ -136,28 +138,14 @@ def run_ballast(bench, name, threads, warmup, steps):
 # page again, which on this VM made torch's G124 step 2-4x slower (6.4-12.9 s against 3.0-3.2 s). ballast
 # allocates once, so it does not care; both processes get the same setting (--malloc).
 MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
-MALLOC_KEEP = [True]
-
-AVX512_FLAGS = {"avx512f", "avx512bw", "avx512dq", "avx512vl"}
-
-
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
+MALLOC_KEEP = True  # --malloc keep; set once in main()
 
 def torch_isa_env(mode):
     """The environment that gives PyTorch its fastest kernels on this CPU. Debian's OpenBLAS 0.3.21
     (DYNAMIC_ARCH) does not know AMD Zen 4/5 and falls back to its AVX2 Haswell kernels, and torch 1.13's
     ATen picks AVX2 on AMD; on an AVX-512 CPU both are told to use their AVX-512 code paths
     (OPENBLAS_CORETYPE=SkylakeX, ATEN_CPU_CAPABILITY=avx512), as ballast's -march=native build does."""
-    if mode == "avx2" or (mode == "auto" and not AVX512_FLAGS <= cpu_flags()):
+    if mode == "avx2" or (mode == "auto" and not cpu_has_avx512()):
         return {}
     return {"OPENBLAS_CORETYPE": "SkylakeX", "ATEN_CPU_CAPABILITY": "avx512"}
 
@@ -210,18 +198,6 @@ def spread(values, fmt):
     return f"{fmt.format(min(values))}–{fmt.format(max(values))}"
 
 
-def print_table(hdr, rows, markdown):
-    if markdown:
-        print("| " + " | ".join(hdr) + " |")
-        print("|" + "|".join("---" for _ in hdr) + "|")
-        for r in rows:
-            print("| " + " | ".join(r) + " |")
-    else:
-        widths = [max(len(r[i]) for r in rows + [hdr]) for i in range(len(hdr))]
-        for r in [hdr] + rows:
-            print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-
-
 def main():
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", required=True, help="path of ballast_bm_train_step")
@@ -256,7 +232,8 @@ def main():
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json", help="write every measurement and the summary here")
     args = ap.parse_args()
-    MALLOC_KEEP[0] = args.malloc == "keep"
+    global MALLOC_KEEP
+    MALLOC_KEEP = args.malloc == "keep"
 
     configs = csv(args.configs, CONFIGS, "configs")
     policies = csv(args.policies, POLICIES, "policies")
@@ -355,7 +332,7 @@ def compare(args, configs, policies, threads, peak):
 
     if args.fma and not peak:
         peak = fma_peak(args.fma)
-    print("malloc: " + (f"GLIBC_TUNABLES={MALLOC_TUNABLES} (both)" if MALLOC_KEEP[0] else "glibc defaults"))
+    print("malloc: " + (f"GLIBC_TUNABLES={MALLOC_TUNABLES} (both)" if MALLOC_KEEP else "glibc defaults"))
     isa_env = torch_isa_env(args.torch_isa)
     print("torch kernels: " + (" ".join(f"{k}={v}" for k, v in isa_env.items()) if isa_env
                                else "defaults (no AVX-512 override)"))

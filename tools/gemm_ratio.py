@@ -26,6 +26,8 @@ import statistics
 import subprocess
 import sys
 
+from bench_common import cpu_has_avx512, print_table
+
 NAME = re.compile(r"^gemm/(?P<layout>nn|nt|tn)/(?P<M>\d+)x(?P<N>\d+)x(?P<K>\d+)/(?P<impl>\w+)/threads:(?P<t>\d+)")
 UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
@@ -39,15 +41,7 @@ def openblas_env(core):
     env.pop("OPENBLAS_CORETYPE", None)
     if core != "auto":
         env["OPENBLAS_CORETYPE"] = core
-        print("OpenBLAS core:", core, file=sys.stderr)
-        return env
-    flags = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
-    except OSError:
-        pass
-    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+    elif cpu_has_avx512():
         env["OPENBLAS_CORETYPE"] = "SkylakeX"
     print("OpenBLAS core:", env.get("OPENBLAS_CORETYPE", "auto-detected"), file=sys.stderr)
     return env
@@ -169,15 +163,7 @@ def main():
             line.append(f"{100 * gf[0] / ref:.0f}%" if ref else "-")
         table.append(line)
 
-    if args.markdown:
-        print("| " + " | ".join(hdr) + " |")
-        print("|" + "|".join("---" for _ in hdr) + "|")
-        for line in table:
-            print("| " + " | ".join(line) + " |")
-    else:
-        widths = [max(len(r[i]) for r in table + [hdr]) for i in range(len(hdr))]
-        for line in [hdr] + table:
-            print("  ".join(c.rjust(w) for c, w in zip(line, widths)))
+    print_table(hdr, table, args.markdown)
     print()
     for kind in ("median", "best", "cpu"):
         for t, v in sorted(ratios[kind].items()):
