@@ -6,12 +6,12 @@
 /// before the causal mask.
 ///
 /// q/k control (the `qk` slot of a policy set):
-/// | policy                            | q, k ←                                  | parameters |
-/// |-----------------------------------|-----------------------------------------|-----------------------------|
-/// | `no_qk_control`                   | q, k                                    | none | | `qk_norm<Norm,
-/// qk_scope::per_head>` | Norm over each head's d_h values      | scale [d_h] shared by heads | |
-/// `qk_norm<Norm, qk_scope::full_width>` | Norm over the token's whole d-vector | scale [d] | |
-/// `forced_logit_scale`              | √κ·z/√(mean(z²) + ε) over d_h (Fig 10)  | none (κ in config) |
+/// | policy                                  | q, k ←                                 | parameters                  |
+/// |-----------------------------------------|----------------------------------------|-----------------------------|
+/// | `no_qk_control`                         | q, k                                   | none                        |
+/// | `qk_norm<Norm, qk_scope::per_head>`     | Norm over each head's d_h values       | scale [d_h] shared by heads |
+/// | `qk_norm<Norm, qk_scope::full_width>`   | Norm over the token's whole d-vector   | scale [d]                   |
+/// | `forced_logit_scale`                    | √κ·z/√(mean(z²) + ε) over d_h (Fig 10) | none (κ in config)          |
 ///
 /// qk-norm: Dehghani et al. 2023 (ViT-22B); Wortsman et al. 2023 §3.1.1 (per-head is the default and
 /// slightly better, Fig E.8; never a bias). Applied before RoPE.

@@ -4,13 +4,11 @@
 /// @file
 /// Parameterisation family: initialisation, per-tensor LR multipliers and the attention scale.
 ///
-/// | policy           | init (std)                                      | LR multiplier of a linear layer | s
-/// | queries |
-/// |------------------|--------------------------------------------------|---------------------------------|----------|---------|
-/// | `standard_param` | embed 1/√d; matrices trunc. normal 1/√fan_in     | 1                               |
-/// 1/√d_h   | random  | | `mup_simple`     | as standard                                      |
-/// base_fan_in/fan_in = base/d     | 1/√d_h   | random  | | `mup_full`       | as standard; head
-/// √base_fan_in/fan_in = √base/d  | base/d                          | 1/d_h    | zero    |
+/// | policy           | init (std)                                   | LR multiplier of a linear layer | s        | queries |
+/// |------------------|----------------------------------------------|---------------------------------|----------|---------|
+/// | `standard_param` | embed 1/√d; matrices trunc. normal 1/√fan_in | 1                               | 1/√d_h   | random  |
+/// | `mup_simple`     | as standard                                  | base_fan_in/fan_in = base/d     | 1/√d_h   | random  |
+/// | `mup_full`       | as standard; head √base_fan_in/fan_in = √base/d | base/d                       | 1/d_h    | zero    |
 ///
 /// Wortsman et al. 2023 §3.2.4 (µParam simple and full, after Yang et al. 2022, arXiv:2203.03466).
 /// "Linear layer" includes the output head (µP for Adam scales it too; the paper leaves it open); the

@@ -11,18 +11,16 @@
 /// };
 /// @endcode
 ///
-/// | set              | norm            | position | qk                      | attn cap | loss    | out cap |
-/// param      | bias | head   |
-/// |------------------|-----------------|----------|-------------------------|----------|---------|---------|------------|------|--------|
-/// | `paper_default`  | layer_norm      | rope     | qk LayerNorm per head   | none     | z_loss  | none    |
-/// standard   | no   | untied | | `paper_baseline` | layer_norm      | rope     | none                    |
-/// none     | z_loss  | none    | standard   | no   | untied | | `no_zloss`       | layer_norm      | rope |
-/// qk LayerNorm per head   | none     | CE      | none    | standard   | no   | untied | | `gpt2_like`      |
-/// layer_norm_bias | learned  | none                    | none     | CE      | none    | standard   | yes  |
-/// tied   | | `mup_recipe`     | layer_norm      | rope     | qk LayerNorm per head   | none     | z_loss  |
-/// none    | mup_simple | no   | untied | | `mup_full_recipe`| layer_norm      | rope     | qk LayerNorm per
-/// head   | none     | z_loss  | none    | mup_full   | no   | untied | | `soft_capped`    | rms_norm | rope
-/// | none                    | tanh     | z_loss  | tanh    | standard   | no   | untied |
+/// | set               | norm            | position | qk                    | attn cap | loss   | out cap | param      | bias | head   |
+/// |-------------------|-----------------|----------|-----------------------|----------|--------|---------|------------|------|--------|
+/// | `paper_default`   | layer_norm      | rope     | qk LayerNorm per head | none     | z_loss | none    | standard   | no   | untied |
+/// | `paper_baseline`  | layer_norm      | rope     | none                  | none     | z_loss | none    | standard   | no   | untied |
+/// | `no_zloss`        | layer_norm      | rope     | qk LayerNorm per head | none     | CE     | none    | standard   | no   | untied |
+/// | `gpt2_like`       | layer_norm_bias | learned  | none                  | none     | CE     | none    | standard   | yes  | tied   |
+/// | `mup_recipe`      | layer_norm      | rope     | qk LayerNorm per head | none     | z_loss | none    | mup_simple | no   | untied |
+/// | `mup_full_recipe` | layer_norm      | rope     | qk LayerNorm per head | none     | z_loss | none    | mup_full   | no   | untied |
+/// | `soft_capped`     | rms_norm        | rope     | none                  | tanh     | z_loss | tanh    | standard   | no   | untied |
+/// | `forced_scale`    | layer_norm      | rope     | forced √κ RMS         | none     | CE     | none    | standard   | no   | untied |
 ///
 /// All use GELU (tanh form) and the paper's defaults for every number (model_config).
 
