@@ -10,7 +10,7 @@ two separate processes run one after the other:
   torch    tools/torch_model.py run, the same warm-up and timed steps
 Each process's peak RSS comes from os.wait4 on that child alone (ru_maxrss), so it is per run.
 
-Environment of both processes (/work/shared/performance-notes.md): OPENBLAS_NUM_THREADS=t, and at t > 1
+Environment of both processes (docs/performance.md, "Running PyTorch fairly"): OPENBLAS_NUM_THREADS=t, and at t > 1
 OMP_WAIT_POLICY=passive for torch (its OpenMP and OpenBLAS threads otherwise spin against each other on 2
 cores). On a CPU with AVX-512, torch also gets OPENBLAS_CORETYPE=SkylakeX and ATEN_CPU_CAPABILITY=avx512
 (--torch-isa auto, the default): Debian's OpenBLAS 0.3.21 takes AMD Zen 4/5 for Haswell and torch 1.13 picks

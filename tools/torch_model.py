@@ -16,7 +16,7 @@ windows of a random-token corpus drawn with torch ops, as the trainer draws its 
 
 Threads: torch.set_num_threads(t) here; OPENBLAS_NUM_THREADS=t and (at 2 threads) OMP_WAIT_POLICY=passive must
 be in the environment before torch is imported (tools/compare_pytorch.py sets them; see
-/work/shared/performance-notes.md).
+docs/performance.md, "Running PyTorch fairly").
 
 Usage:
   torch_model.py run --config P2 --policy paper_default --threads 2 [--warmup 2] [--steps 8]
