@@ -4,8 +4,9 @@
 Usage:
   tools/plot_study.py STUDY_DIR [--out DIR] [--select KEY ...]
 
-Reads STUDY_DIR/results.jsonl (required; strictly: only a torn last line is dropped), STUDY_DIR/summary.json (optional) and the per-run metrics logs
-STUDY_DIR/runs/<key>.jsonl (optional), and writes into STUDY_DIR/plots/ (or --out DIR):
+Reads STUDY_DIR/results.jsonl (required; read strictly: only a torn last line is dropped),
+STUDY_DIR/summary.json (optional) and the per-run metrics logs STUDY_DIR/runs/<key>.jsonl (optional), and
+writes into STUDY_DIR/plots/ (or --out DIR):
 
   loss_vs_lr.png        final validation loss vs peak LR, one panel per policy set, one curve per model size
                         (paper Fig 1 top); diverged runs are 'x' markers on the panel's top edge
