@@ -90,6 +90,7 @@ class Group:
         self.sensitivity, self.best_loss, self.l0 = comp["sensitivity"], comp["best_loss"], comp["l0"]
         self.lrs = sorted({r.lr for r in self.runs})
         self.sens_source = "results.jsonl"
+        self.summary = None  # the summary.json group applied, if any
         self.by_seed = sensitivity_by_seed(self.runs, window)
 
     def label(self):
@@ -107,6 +108,7 @@ class Group:
                  "using summary.json")
         self.sensitivity = s
         self.sens_source = "summary.json"
+        self.summary = g
         if finite(g.get("best_loss")) is not None:
             self.best_loss = finite(g.get("best_loss"))
         if self.params is None and finite(g.get("params")) is not None:
