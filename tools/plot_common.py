@@ -139,13 +139,13 @@ def ordered_unique(seq):
     return out
 
 
-def panel_grid(groups, vary):
+def panel_grid(groups, vary, max_cols=4):
     """[[panel key or None]] rows of panels. No varying extra axis: one row with one panel per policy set
-    (wrapped at 4). Otherwise one row per policy set and one column per setting of the varying axes."""
+    (wrapped at max_cols). Otherwise one row per policy set and one column per setting of the varying axes."""
     keys = ordered_unique(panel_key(g, vary) for g in groups)
     if not vary:
         n = len(keys)
-        ncol = n if n <= 4 else math.ceil(n / math.ceil(n / 4))
+        ncol = n if n <= max_cols else math.ceil(n / math.ceil(n / max_cols))
         rows = [keys[i:i + ncol] for i in range(0, n, ncol)]
     else:
         rows = []

@@ -5,7 +5,8 @@ from plot_common import (constant_axes_text, fmt_params, lr_axis, note, panel_gr
 from study_groups import varying_axes
 
 
-def plot_loss_vs_lr(plt, groups, all_lrs, study, out_dir, written):
+def plot_loss_vs_lr(plt, groups, all_lrs, study, out_dir, written, max_cols=4):
+    """max_cols: panels per row when only the policy set varies (the report uses 2 to stay readable)."""
     from matplotlib.lines import Line2D
     from matplotlib.transforms import blended_transform_factory
     finals = [r.final for g in groups for r in g.runs if not r.diverged]
@@ -14,7 +15,7 @@ def plot_loss_vs_lr(plt, groups, all_lrs, study, out_dir, written):
         note("loss_vs_lr.png skipped: no run has a finite final validation loss or l0")
         return
     vary = varying_axes(groups)
-    grid = panel_grid(groups, vary)
+    grid = panel_grid(groups, vary, max_cols)
     colors = size_colors(groups)
     # Zoom on the finite losses (the paper's Fig 1 does): l0 is usually far above them; runs above the
     # range are drawn as markers on the top edge, and the l0 line only shows when it is in range.

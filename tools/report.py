@@ -302,7 +302,7 @@ def build_report(study_dir, out_path):
     name = header.get("name") or os.path.basename(os.path.normpath(study_dir))
     with tempfile.TemporaryDirectory(prefix="ballast_report_") as tmp:
         written = []
-        plot_loss_vs_lr(plt, groups, all_lrs, header, tmp, written)
+        plot_loss_vs_lr(plt, groups, all_lrs, header, tmp, written, max_cols=2)
         plot_lr_sensitivity(plt, groups, all_lrs, header, tmp, written)
         chosen, what = stability_choice(groups)
         if chosen:
