@@ -126,7 +126,7 @@ def settings_section(header, runs, groups, all_lrs, study_dir):
         if vals:
             rows.append((a, ", ".join(fmt_value(v) for v in vals)))
     if seeds:
-        rows.append(("seeds", ", ".join(str(s) for s in seeds)))
+        rows.append(("seeds", ", ".join(fmt_value(s) for s in seeds)))
     data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     if data:
         rows.append(("data", ", ".join(f"{k} {fmt_value(v)}" for k, v in data.items()

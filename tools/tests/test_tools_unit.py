@@ -10,12 +10,14 @@
   window), the seed spread, and against the C++ study's own summary.json of the committed real-study
   fixture (tools/tests/fixtures/report_study).
 - tools/plot_run.py on a study run log with diagnostics, on a train-style log without, and its exit 2.
+- tools/report.py's seed-spread columns on a hand-made two-seed study.
 Needs matplotlib only for the plot_run part.
 """
 import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -210,6 +212,34 @@ def test_plot_run(tmp):
     check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, "plot_run.py: missing run, exit 2 with one line")
 
 
+def test_report_seeds(tmp):
+    """report.py's seed columns on a hand-made 2-seed study (no summary.json): values from the hand
+    computation of test_sensitivity (per-LR means 3.5, 2.1 -> 0.7; per seed 0.5 and 0.9; best 2.0, 2.2)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        print("skip report seed checks: no matplotlib")
+        return
+    base = {"type": "run", "policy_set": "p", "optimizer": "adamw", "size": "d8", "params": 100, "l0": 5.0,
+            "diverged": False, "metrics": ""}
+    d = make_study(tmp, "seeded", [{"type": "study", "name": "seeded", "config": {}}] + [
+        dict(base, key=f"k{seed}{lr}", seed=seed, lr=lr, final_val_loss=f)
+        for seed, lr, f in ((1, 1e-3, 3.0), (1, 1e-2, 2.0), (2, 1e-3, 4.0), (2, 1e-2, 2.2))])
+    page = os.path.join(tmp, "seeded.html")
+    r = subprocess.run([PY, os.path.join(TOOLS, "report.py"), d, "--out", page], capture_output=True, text=True,
+                       timeout=300)
+    check(r.returncode == 0 and os.path.isfile(page), f"report.py on a seeded study ({r.stderr.strip()[-200:]})")
+    if not os.path.isfile(page):
+        return
+    with open(page, encoding="utf-8") as f:
+        text = f.read()
+    vals = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'<td data-field="([a-z_]+)" data-value="([^"]+)" data-recipe="p" data-size="d8"', text)}
+    want = {"lr_sensitivity": 0.7, "best_loss": 2.1, "seeds": 2, "lr_sensitivity_seed_mean": 0.7,
+            "lr_sensitivity_seed_min": 0.5, "best_loss_seed_mean": 2.1}
+    bad = {k: vals.get(k) for k, v in want.items() if not close(vals.get(k), v)}
+    check(not bad, f"seed columns equal the hand computation ({bad or 'all 6 equal'})")
+    check("0.7000 ± 0.2828" in text and "0.5000 – 0.9000" in text, "printed: mean ± sd 0.7000 ± 0.2828, range 0.5000 – 0.9000")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="tools_unit_") as tmp:
         test_read_jsonl(tmp)
@@ -218,6 +248,7 @@ def main():
         test_sensitivity()
         test_against_cxx_summary()
         test_plot_run(tmp)
+        test_report_seeds(tmp)
     if failures:
         print(f"\n{len(failures)} check(s) failed", file=sys.stderr)
         return 1
