@@ -32,6 +32,11 @@ def logit_history(run):
     return [{"step": s, "max_attn_logit": v} for s, v in run.logit_history()]
 
 
+def few(xs):
+    """Marker style for a series too short to show as a line (a run that diverged after one logged step)."""
+    return {"marker": "o", "ms": 4} if len(xs) < 3 else {}
+
+
 def plot_training_curves(plt, groups, runs, select, study_dir, study, out_dir, written, chosen=None,
                          name="training_curves.png", what=None):
     """Draw the curves of `select` (run keys), else of `chosen` ([(run, role)], role 'stable'/'top' picks
@@ -120,7 +125,7 @@ def plot_training_curves(plt, groups, runs, select, study_dir, study, out_dir, w
                 ax = axs[ri][ci]
                 if row == "loss":
                     xs, ys = series(m["steps"], "loss")
-                    ax.plot(xs, np.clip(ys, None, loss_ylim[1] * 10), color=c, lw=1.4)
+                    ax.plot(xs, np.clip(ys, None, loss_ylim[1] * 10), color=c, lw=1.4, **few(xs))
                     ev = m["evals"]
                     field = "val_ce" if any(finite(e.get("val_ce")) is not None for e in ev) else "val_loss"
                     ex, ey = series(ev, field)
@@ -130,10 +135,10 @@ def plot_training_curves(plt, groups, runs, select, study_dir, study, out_dir, w
                     ys = [y if y > 0 else float("nan") for y in ys]
                     fin = [y for y in ys if not math.isnan(y)]
                     logit_max = max([logit_max] + fin)
-                    ax.plot(xs, ys, color=c, lw=1.4)
+                    ax.plot(xs, ys, color=c, lw=1.4, **few(xs))
                 else:
                     xs, ys = series(m["steps"], "log_z_mean")
-                    ax.plot(xs, ys, color=c, lw=1.4)
+                    ax.plot(xs, ys, color=c, lw=1.4, **few(xs))
                 if run.diverged and run.diverged_step:
                     ax.axvline(run.diverged_step, color=c, ls=":", lw=1.0)
                     if ri == 0:
