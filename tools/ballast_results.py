@@ -3,7 +3,8 @@
     import ballast_results as br
     study = br.load_study("runs/default")       # results.jsonl: study line + typed run lines
     summary = br.load_summary("runs/default")   # summary.json groups, or None when absent
-    log = br.load_metrics(path)                 # one run's metrics log (train's metrics.jsonl, a study's runs/<key>.jsonl)
+    log = br.load_metrics(path)                 # one run's metrics log (train's metrics.jsonl or a
+                                                # study's runs/<key>.jsonl)
 
 JSON lines are read strictly: every line must be one JSON object, except that a torn last line (a writer
 killed mid-line; ballast appends whole lines, so only the last one can be torn) is dropped and reported in

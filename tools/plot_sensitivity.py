@@ -1,6 +1,7 @@
 """lr_sensitivity.png: LR sensitivity vs parameter count, one line per policy set (paper Fig 1 bottom), next to
 the best final loss vs parameter count (paper Fig E.3)."""
-from plot_common import AXIS_LABEL, constant_axes_text, fmt_num, fmt_params, fmt_value, note, ordered_unique, panel_key, save
+from plot_common import (AXIS_LABEL, constant_axes_text, fmt_num, fmt_params, fmt_value, note, ordered_unique,
+                         panel_key, save)
 from study_groups import sensitivity_window, varying_axes
 
 

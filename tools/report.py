@@ -280,9 +280,11 @@ def diverged_section(runs):
                '<th>step</th><th class="t">reason</th><th>max attention logit</th><th class="t">run key</th></tr>')
     for r in div:
         ml = r.max_attn_logit
+        step_cell = cell(f"{r.diverged_step:g}" if r.diverged_step else "—", "diverged_step", run=r,
+                         value=r.diverged_step)
         out.append(f'<tr data-key="{esc(r.key)}"><td class="t">{esc(r.policy_set)}</td><td class="t">{esc(r.size)}'
                    f"</td>{cell(fmt_num(r.lr), 'lr', run=r, value=r.lr)}"
-                   f"{cell(f'{r.diverged_step:g}' if r.diverged_step else '—', 'diverged_step', run=r, value=r.diverged_step)}"
+                   f"{step_cell}"
                    f'<td class="t" data-field="reason">{esc(r.reason or "non-finite final loss")}</td>'
                    f"{cell('—' if ml is None else f'{ml:.4g}', 'max_attn_logit', run=r, value=ml)}"
                    f'<td class="t"><code>{esc(r.key)}</code></td></tr>')

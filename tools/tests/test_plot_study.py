@@ -176,8 +176,8 @@ def test_modules_and_seeds(tmp):
     os.makedirs(study)
     base = {"type": "run", "policy_set": "p", "optimizer": "adamw", "size": "d8", "params": 100, "warmup": 5,
             "weight_decay": 1e-4, "eps": 1e-8, "l0": 5.0, "diverged": False}
-    rows = [dict(base, key="s1a", seed=1, lr=1e-3, final_val_loss=3.0), dict(base, key="s1b", seed=1, lr=1e-2, final_val_loss=2.0),
-            dict(base, key="s2a", seed=2, lr=1e-3, final_val_loss=4.0), dict(base, key="s2b", seed=2, lr=1e-2, final_val_loss=2.2)]
+    rows = [dict(base, key=f"s{seed}_{lr}", seed=seed, lr=lr, final_val_loss=f)
+            for seed, lr, f in ((1, 1e-3, 3.0), (1, 1e-2, 2.0), (2, 1e-3, 4.0), (2, 1e-2, 2.2))]
     with open(os.path.join(study, "results.jsonl"), "w") as f:
         for row in [{"type": "study", "name": "seeds", "config": {}}] + rows:
             f.write(json.dumps(row) + "\n")

@@ -193,7 +193,8 @@ def check_dom(dom_text, summary, lines):
     div = {j["key"]: j for j in runs if j.get("diverged")}
     div_rows = [r for r in p.tables.get("diverged-table", []) if r and "data-field" in " ".join(
         k for c in r for k in c[0])]
-    check(div and len(div_rows) == len(div), f"diverged table: one row per diverged run ({len(div_rows)} vs {len(div)})")
+    check(div and len(div_rows) == len(div),
+          f"diverged table: one row per diverged run ({len(div_rows)} vs {len(div)})")
     steps_ok = reasons_ok = bool(div_rows)
     for r in div_rows:
         fields = {attrs.get("data-field"): (attrs, text.strip()) for attrs, text in r}

@@ -64,7 +64,8 @@ def test_read_jsonl(tmp):
     p = write(os.path.join(tmp, "clean.jsonl"), good)
     check(br.read_jsonl(p).torn is None, "no torn line in a clean file")
     p = write(os.path.join(tmp, "mid.jsonl"), '{"a": 1}\n{"b": \n{"c": 3}\n')
-    check(raises(lambda: br.read_jsonl(p), "mid.jsonl:2: not a JSON line"), "a bad line before the last raises, naming line 2")
+    check(raises(lambda: br.read_jsonl(p), "mid.jsonl:2: not a JSON line"),
+          "a bad line before the last raises, naming line 2")
     p = write(os.path.join(tmp, "arr.jsonl"), '{"a": 1}\n[1, 2]\n{"c": 3}\n')
     check(raises(lambda: br.read_jsonl(p), "arr.jsonl:2: a JSON line must be an object"), "a non-object line raises")
     check(raises(lambda: br.read_jsonl(os.path.join(tmp, "none.jsonl")), "cannot read"), "a missing file raises")
@@ -155,7 +156,8 @@ def test_sensitivity():
     check(close(c3["sensitivity"], 3.1 / 3), f"shifted window 3: min(3.1/3, 5.2/3) = 1.0333 (got {c3['sensitivity']})")
     check(close(sg.compute_sensitivity(runs, window=4)["sensitivity"], 1.425), "window = #LRs: the plain value")
     # two seeds: per-LR means first. seed 1: 3.0, 2.0; seed 2: 4.0, 2.2 (l0 5.0) -> means 3.5, 2.1
-    seeded = [R(1e-3, 3.0, 5.0, seed=1), R(1e-2, 2.0, 5.0, seed=1), R(1e-3, 4.0, 5.0, seed=2), R(1e-2, 2.2, 5.0, seed=2)]
+    seeded = [R(1e-3, 3.0, 5.0, seed=1), R(1e-2, 2.0, 5.0, seed=1),
+              R(1e-3, 4.0, 5.0, seed=2), R(1e-2, 2.2, 5.0, seed=2)]
     c = sg.compute_sensitivity(seeded)
     check(close(c["sensitivity"], (1.4 + 0) / 2) and close(c["best_loss"], 2.1), "seeds averaged per LR: 0.7, best 2.1")
     by = sg.sensitivity_by_seed(seeded)
@@ -209,7 +211,8 @@ def test_plot_run(tmp):
     check(r.returncode == 0 and os.path.isfile(os.path.join(d, "run.png")) and "--diagnostics" in r.stderr,
           "plot_run.py on a run directory without diagnostics: run.png, and says which panels are missing")
     r = subprocess.run([PY, tool, os.path.join(tmp, "absent")], capture_output=True, text=True, timeout=60)
-    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, "plot_run.py: missing run, exit 2 with one line")
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1,
+          "plot_run.py: missing run, exit 2 with one line")
 
 
 def test_report_seeds(tmp):
@@ -237,7 +240,8 @@ def test_report_seeds(tmp):
             "lr_sensitivity_seed_min": 0.5, "best_loss_seed_mean": 2.1}
     bad = {k: vals.get(k) for k, v in want.items() if not close(vals.get(k), v)}
     check(not bad, f"seed columns equal the hand computation ({bad or 'all 6 equal'})")
-    check("0.7000 ± 0.2828" in text and "0.5000 – 0.9000" in text, "printed: mean ± sd 0.7000 ± 0.2828, range 0.5000 – 0.9000")
+    check("0.7000 ± 0.2828" in text and "0.5000 – 0.9000" in text,
+          "printed: mean ± sd 0.7000 ± 0.2828, range 0.5000 – 0.9000")
 
 
 def main():
