@@ -9,11 +9,14 @@ sensitivity (summary.json) at each non-embedding N (results.jsonl) and the least
 sensitivity against log10 N; optionally plots them. Exit code 2 with one line on bad input.
 """
 import argparse
-import json
 import math
+import os
 import pathlib
 import re
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ballast_results as br  # noqa: E402
 
 
 def fail(msg):
@@ -25,24 +28,16 @@ SIZE = re.compile(r"^d(\d+)_L(\d+)_H(\d+)$")
 
 
 def load(study):
-    study = pathlib.Path(study)
     try:
-        summary = json.loads((study / "summary.json").read_text())
-    except (OSError, ValueError) as e:
-        fail(f"cannot read summary.json in '{study}': {e}")
-    n_of = {}
-    try:
-        for line in (study / "results.jsonl").read_text().splitlines():
-            try:
-                j = json.loads(line)
-            except ValueError:
-                continue  # a torn last line
-            if j.get("type") == "run" and "params_non_embedding" in j:
-                n_of[j["size"]] = j["params_non_embedding"]
-    except OSError as e:
-        fail(f"cannot read results.jsonl in '{study}': {e}")
+        summary = br.load_summary(study)
+        runs = br.load_study(study).runs
+    except br.ResultsError as e:
+        fail(str(e))
+    if summary is None:
+        fail(f"no summary.json in '{study}'")
+    n_of = {r.size: r.params_non_embedding for r in runs if r.params_non_embedding is not None}
     rows = []
-    for g in summary.get("groups", []):
+    for g in summary:
         m = SIZE.match(g.get("size", ""))
         if not m or g["size"] not in n_of:
             continue

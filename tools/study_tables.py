@@ -7,9 +7,11 @@ and mean unscaled-update RMS over tensors, fired early warnings).
     /usr/bin/python3 tools/study_tables.py runs/default [--runs]
 Standard library only. Exit code 2 with one line for a missing or empty study.
 """
-import json
-import pathlib
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ballast_results as br  # noqa: E402
 
 
 def fail(msg):
@@ -18,20 +20,14 @@ def fail(msg):
 
 
 def load(study):
-    path = pathlib.Path(study) / "results.jsonl"
-    if not path.is_file():
-        fail(f"no results.jsonl in '{study}'")
-    runs = []
-    for line in path.read_text().splitlines():
-        try:
-            j = json.loads(line)
-        except ValueError:
-            continue
-        if j.get("type") == "run":
-            runs.append(j)
-    if not runs:
-        fail(f"'{path}' has no run lines")
-    summary = json.loads((pathlib.Path(study) / "summary.json").read_text())["groups"]
+    """(run lines as dicts, summary.json groups) of a study directory."""
+    try:
+        runs = [r.raw for r in br.load_study(study).runs]
+        summary = br.load_summary(study)
+    except br.ResultsError as e:
+        fail(str(e))
+    if summary is None:
+        fail(f"no summary.json in '{study}'")
     return runs, summary
 
 

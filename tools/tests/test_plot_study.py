@@ -10,7 +10,10 @@
 2. Checks the LR-sensitivity computation against hand-computed values on a tiny hand-made study
    (no summary.json, no metrics logs, a diverged run, a run above l0, two warmup values that must not be
    averaged together), and that plot_study still exits 0 there and skips training_curves.png with a note.
-3. Checks exit status 2 with a one-line error for a missing directory and for a results file without runs.
+3. Checks exit status 2 with a one-line error for a missing directory, for a results file without runs and
+   for a malformed line that is not the last (only a torn last line is dropped: tools/ballast_results.py).
+4. Checks that the split modules (study_groups, plot_common, plot_loss_lr, plot_sensitivity, plot_curves)
+   import on their own, and that runs of several seeds share one group (averaged per LR).
 """
 import importlib.util
 import json
@@ -142,11 +145,57 @@ def test_errors(tmp):
           f"results.jsonl without run lines: exit 2, one stderr line (rc={r.returncode}, {lines})")
 
 
+def test_strict(tmp):
+    study = os.path.join(tmp, "corrupt")
+    write_tiny(study)
+    path = os.path.join(study, "results.jsonl")
+    with open(path) as f:
+        lines = f.read().split("\n")
+    lines[2] = lines[2][:20]  # line 3 of 8 cut short: corruption, not a torn last line
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    r = run(TOOL, study)
+    err = r.stderr.strip().splitlines()
+    check(r.returncode == 2 and len(err) == 1 and "results.jsonl:3: not a JSON line" in err[0],
+          f"malformed line 3 (not the last): exit 2, one line naming it (rc={r.returncode}, {err})")
+
+
+def test_modules_and_seeds(tmp):
+    sys.path.insert(0, os.path.join(HERE, ".."))
+    import importlib
+    for name in ("ballast_results", "study_groups", "plot_common", "plot_loss_lr", "plot_sensitivity", "plot_curves"):
+        try:
+            importlib.import_module(name)
+            ok = True
+        except Exception as e:  # noqa: BLE001 - any import failure is the finding
+            ok = False
+            print(f"     {name}: {e!r}")
+        check(ok, f"module {name} imports on its own")
+    ps = load_tool()
+    study = os.path.join(tmp, "seeds")
+    os.makedirs(study)
+    base = {"type": "run", "policy_set": "p", "optimizer": "adamw", "size": "d8", "params": 100, "warmup": 5,
+            "weight_decay": 1e-4, "eps": 1e-8, "l0": 5.0, "diverged": False}
+    rows = [dict(base, key=f"s{seed}_{lr}", seed=seed, lr=lr, final_val_loss=f)
+            for seed, lr, f in ((1, 1e-3, 3.0), (1, 1e-2, 2.0), (2, 1e-3, 4.0), (2, 1e-2, 2.2))]
+    with open(os.path.join(study, "results.jsonl"), "w") as f:
+        for row in [{"type": "study", "name": "seeds", "config": {}}] + rows:
+            f.write(json.dumps(row) + "\n")
+    _, runs = ps.load_results(study)
+    groups, _ = ps.build_groups(runs, {})
+    # per-LR means 3.5 and 2.1: LRsens (1.4 + 0) / 2 = 0.7; per seed 0.5 and 0.9
+    check(len(groups) == 1 and math.isclose(groups[0].sensitivity, 0.7, abs_tol=1e-12) and
+          sorted(round(c["sensitivity"], 12) for c in groups[0].by_seed.values()) == [0.5, 0.9],
+          "two seeds: one group, LR sensitivity 0.7 on per-LR means, 0.5 and 0.9 per seed")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="plot_study_test_") as tmp:
         test_fake_study(tmp)
         test_sensitivity(tmp)
         test_errors(tmp)
+        test_strict(tmp)
+        test_modules_and_seeds(tmp)
     if failures:
         print(f"\n{len(failures)} check(s) failed", file=sys.stderr)
         return 1
