@@ -51,7 +51,8 @@ namespace
             P::forward(y.data(), mean.data(), rstd.data(), x.data(), s(), ld, N, H, dh, state);
             return y;
         }
-        std::vector<double> backward(const std::vector<double>& dy, const std::vector<double>& x, double* dscale)
+        std::vector<double> backward(const std::vector<double>& dy, const std::vector<double>& x,
+                                     double* dscale)
         {
             std::vector<double> dx(N * ld, sentinel);
             P::backward(dx.data(), dscale, dy.data(), x.data(), s(), mean.data(), rstd.data(), ld, N, H, dh,
@@ -173,11 +174,10 @@ TEMPLATE_TEST_CASE("the null qk control is the identity, forward and backward", 
     ballast::policies::no_qk_control::forward(q.data(), static_cast<TestType*>(nullptr),
                                               static_cast<TestType*>(nullptr), x.data(),
                                               static_cast<const TestType*>(nullptr), ldx, rows, 3, 4, s);
-    ballast::policies::no_qk_control::backward(dq.data(), static_cast<TestType*>(nullptr), x.data(),
-                                               static_cast<const TestType*>(nullptr),
-                                               static_cast<const TestType*>(nullptr),
-                                               static_cast<const TestType*>(nullptr),
-                                               static_cast<const TestType*>(nullptr), ldx, rows, 3, 4, s);
+    ballast::policies::no_qk_control::backward(
+      dq.data(), static_cast<TestType*>(nullptr), x.data(), static_cast<const TestType*>(nullptr),
+      static_cast<const TestType*>(nullptr), static_cast<const TestType*>(nullptr),
+      static_cast<const TestType*>(nullptr), ldx, rows, 3, 4, s);
     STATIC_REQUIRE(ballast::policies::no_qk_control::scale_size(12, 4) == 0);
     for (std::size_t r = 0; r < rows; ++r)
     {
@@ -306,16 +306,14 @@ TEST_CASE("every attention policy models its concept in float and double", "[pol
       [](auto... p)
       {
           STATIC_REQUIRE(((ballast::policies::qk_policy<decltype(p), float> &&
-                           ballast::policies::qk_policy<decltype(p), double>) &&
-                          ...));
+                           ballast::policies::qk_policy<decltype(p), double>)&&...));
       },
       ballast::test::qk_policies{});
     std::apply(
       [](auto... p)
       {
           STATIC_REQUIRE(((ballast::policies::soft_cap_policy<decltype(p), float> &&
-                           ballast::policies::soft_cap_policy<decltype(p), double>) &&
-                          ...));
+                           ballast::policies::soft_cap_policy<decltype(p), double>)&&...));
       },
       ballast::test::soft_cap_policies{});
 }

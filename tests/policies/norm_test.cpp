@@ -190,8 +190,8 @@ TEMPLATE_LIST_TEST_CASE("norm law: backward may run in place, overwrites dx and 
     std::vector<double> dw(w.begin(), w.end());
 
     std::vector<double> dx(rows * ld, 123.0), ds(cols, 0.0), db(cols, 0.0);
-    P::backward(dx.data(), ld, P::has_scale ? ds.data() : nullptr, P::has_bias ? db.data() : nullptr, dw.data(),
-                ld, x.data(), ld, f.s(), f.mean.data(), f.rstd.data(), rows, cols);
+    P::backward(dx.data(), ld, P::has_scale ? ds.data() : nullptr, P::has_bias ? db.data() : nullptr,
+                dw.data(), ld, x.data(), ld, f.s(), f.mean.data(), f.rstd.data(), rows, cols);
     // In place: dx is dy. Parameter gradients start from 0.25 and must end at 0.25 + the fresh gradient.
     std::vector<double> inplace = dw, ds2(cols, 0.25), db2(cols, 0.25);
     P::backward(inplace.data(), ld, P::has_scale ? ds2.data() : nullptr, P::has_bias ? db2.data() : nullptr,
@@ -270,8 +270,7 @@ TEST_CASE("every norm policy models the concept in float and double", "[policies
       [](auto... c)
       {
           STATIC_REQUIRE(((ballast::policies::norm_policy<typename decltype(c)::policy, float> &&
-                           ballast::policies::norm_policy<typename decltype(c)::policy, double>) &&
-                          ...));
+                           ballast::policies::norm_policy<typename decltype(c)::policy, double>)&&...));
       },
       ballast::test::norm_cases{});
 }

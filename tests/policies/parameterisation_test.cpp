@@ -27,7 +27,7 @@ namespace
     };
     std::vector<tensor_kind> tensor_kinds(std::size_t d)
     {
-        return { { param_role::embedding, 0 }, { param_role::position, 0 }, { param_role::matrix, d },
+        return { { param_role::embedding, 0 },  { param_role::position, 0 }, { param_role::matrix, d },
                  { param_role::matrix, 4 * d }, { param_role::head, d },     { param_role::scale, 0 },
                  { param_role::bias, 0 } };
     }
@@ -59,9 +59,11 @@ TEMPLATE_LIST_TEST_CASE("parameterisation law: at base width every LR multiplier
         const auto cfg = width(d, base);
         for (const auto& k : tensor_kinds(d))
         {
-            INFO("role " << ballast::policies::role_name(k.role) << " fan-in " << k.fan_in << " base " << base);
+            INFO("role " << ballast::policies::role_name(k.role) << " fan-in " << k.fan_in << " base "
+                         << base);
             CHECK(P::lr_multiplier(k.role, k.fan_in, cfg) == S::lr_multiplier(k.role, k.fan_in, cfg));
-            BALLAST_CHECK_CLOSE(P::init_std(k.role, k.fan_in, cfg), S::init_std(k.role, k.fan_in, cfg), double);
+            BALLAST_CHECK_CLOSE(P::init_std(k.role, k.fan_in, cfg), S::init_std(k.role, k.fan_in, cfg),
+                                double);
         }
     }
 }

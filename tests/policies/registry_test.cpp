@@ -6,7 +6,6 @@
 #include <vector>
 
 #include <boost/hana/for_each.hpp>
-
 #include <catch2/catch.hpp>
 
 #include <ballast/policies/registry.hpp>

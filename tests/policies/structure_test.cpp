@@ -34,8 +34,8 @@ namespace
     template <class List>
     std::vector<std::string> names_of()
     {
-        return std::apply([](auto... p) { return std::vector<std::string>{ std::string(decltype(p)::name)... }; },
-                          List{});
+        return std::apply(
+          [](auto... p) { return std::vector<std::string>{ std::string(decltype(p)::name)... }; }, List{});
     }
 
     bool distinct(std::vector<std::string> names)
