@@ -48,10 +48,13 @@ namespace ballast::study
     struct model_size
     {
         std::size_t d_model = 0, n_layers = 0, n_heads = 0;
+        /// "d<d_model>_L<n_layers>_H<n_heads>", e.g. "d64_L2_H4".
         std::string label() const
         {
-            return "d" + std::to_string(d_model) + "_L" + std::to_string(n_layers) + "_H" +
-                   std::to_string(n_heads);
+            // snprintf, not operator+ chains: GCC 12 warns falsely (-Wrestrict) on those when inlined.
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "d%zu_L%zu_H%zu", d_model, n_layers, n_heads);
+            return buf;
         }
     };
 
