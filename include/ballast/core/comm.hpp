@@ -51,7 +51,8 @@ namespace ballast
         virtual ~communicator() = default;
         virtual int rank() const = 0;
         virtual int size() const = 0;
-        /// Send `bytes` to rank `dest` with `tag` (>= 0). May return before the message is received.
+        /// Send `bytes` to rank `dest` with `tag` (>= 0). May block until `dest` receives it (MPI_Send of a
+        /// large message does) or return at once (local_world): never rely on either.
         virtual void send(int dest, int tag, std::span<const std::byte> bytes) = 0;
         /// Wait for the next message from `source` (or `any_source`) with `tag` (or `any_tag`).
         virtual comm_message recv(int source = any_source, int tag = any_tag) = 0;
