@@ -15,12 +15,16 @@ Input: results.jsonl files (each "run" line's wall_seconds; estimated cost param
 present, else the time itself), or plain text files with one time in seconds per line, or --times.
 Output: a Markdown table for K = 1, 2, 4, ..., 256 (or --workers).
 
-usage: simulate_makespan.py [--times 3,3,2,...] [--workers 1,2,4] [FILE ...]
+--estimate-error F models a cost estimate that is off: each run's estimated cost becomes its estimate ×
+(1 + e), e uniform in [-F, F] (fixed --seed), while its time stays as measured.
+
+usage: simulate_makespan.py [--times 3,3,2,...] [--workers 1,2,4] [--estimate-error F [--seed S]] [FILE ...]
 """
 
 import argparse
 import heapq
 import json
+import random
 import sys
 
 
@@ -151,6 +155,9 @@ def main(argv=None):
     ap.add_argument("--times", help="comma-separated run times in seconds (the cost estimate is the time)")
     ap.add_argument("--workers", default=",".join(str(2**i) for i in range(9)),
                     help="comma-separated worker counts (default 1,2,4,...,256)")
+    ap.add_argument("--estimate-error", type=float, default=0.0,
+                    help="perturb each cost estimate by a factor in [1-F, 1+F] (0 <= F < 1)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of --estimate-error")
     args = ap.parse_args(argv)
     try:
         times, costs = [], []
@@ -166,6 +173,11 @@ def main(argv=None):
         workers = parse_list(args.workers, int, "--workers")
         if 0 in workers:
             raise ValueError("--workers must be >= 1")
+        if not 0 <= args.estimate_error < 1:
+            raise ValueError(f"--estimate-error {args.estimate_error} must be in [0, 1)")
+        if args.estimate_error > 0:
+            rng = random.Random(args.seed)
+            costs = [c * (1 + rng.uniform(-args.estimate_error, args.estimate_error)) for c in costs]
     except (OSError, ValueError) as e:
         print(f"simulate_makespan.py: {e}", file=sys.stderr)
         return 2

@@ -124,12 +124,27 @@ class Table(unittest.TestCase):
             self.assertIn("3 runs, 11.0 s in total", out.getvalue())
             self.assertIn("| 2 | 10.0 | 0.55 | 6.0 | 0.92 | 5.5 |", out.getvalue())
 
+    def test_cli_estimate_error(self):
+        def run(*args):
+            out = io.StringIO()
+            with redirect_stdout(out):
+                self.assertEqual(sm.main(["--times", "9,7,5,5,3,3,2,1", "--workers", "3", *args]), 0)
+            return out.getvalue()
+
+        exact = run()
+        self.assertEqual(run("--estimate-error", "0"), exact)
+        noisy = run("--estimate-error", "0.9", "--seed", "3")
+        self.assertEqual(noisy, run("--estimate-error", "0.9", "--seed", "3"))  # deterministic
+        self.assertNotEqual(noisy, exact)  # the deal changed; the times (and their total) did not
+        self.assertIn("8 runs, 35.0 s in total", noisy)
+
     def test_cli_bad_input_exits_2_with_one_line(self):
         with tempfile.TemporaryDirectory() as d:
             bad = os.path.join(d, "times.txt")
             with open(bad, "w", encoding="utf-8") as f:
                 f.write("1.5\nfast\n")
             for args in ([bad], ["--times", "1,x"], ["--times", "1", "--workers", "0"], [],
+                         ["--times", "1", "--estimate-error", "1"],
                          [os.path.join(d, "missing.jsonl")]):
                 p = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True)
                 self.assertEqual(p.returncode, 2, args)
