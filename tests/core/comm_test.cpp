@@ -30,7 +30,8 @@ TEST_CASE("local_world(1) is a single-process communicator that can message itse
     CHECK(c.recv().bytes.empty());
 }
 
-TEST_CASE("local_world: messages from one sender with one tag keep their order; tags are matched", "[core][comm]")
+TEST_CASE("local_world: messages from one sender with one tag keep their order; tags are matched",
+          "[core][comm]")
 {
     ballast::local_world world(3);
     constexpr int n = 500;

@@ -81,11 +81,13 @@ int main(int argc, char** argv)
                 send_all();
             }
             expect(a.bytes.empty() && a.source == left && a.tag == 9, rank, "empty message");
-            expect(b.text() == "from " + std::to_string(left), rank, "small message, got '" + std::string(b.text()) + "'");
+            expect(b.text() == "from " + std::to_string(left), rank,
+                   "small message, got '" + std::string(b.text()) + "'");
             bool same = c.bytes.size() == big.size();
             for (std::size_t k = 0; same && k < big.size(); ++k)
             {
-                same = c.bytes[k] == static_cast<std::byte>((k * 131 + static_cast<std::size_t>(left)) & 0xff);
+                same =
+                  c.bytes[k] == static_cast<std::byte>((k * 131 + static_cast<std::size_t>(left)) & 0xff);
             }
             expect(same, rank, "1 MiB message");
         }
@@ -103,15 +105,18 @@ int main(int argc, char** argv)
         {
             ballast::local_world one(1);
             st::run_work_queue(one.at(0), order, run,
-                               [&](std::size_t i, int, std::string_view t) { reference.emplace(i, std::string(t)); });
+                               [&](std::size_t i, int, std::string_view t)
+                               { reference.emplace(i, std::string(t)); });
         }
-        const std::string fingerprint = std::string(ballast::version_string) + "/" + ballast::simd::arch_name();
+        const std::string fingerprint =
+          std::string(ballast::version_string) + "/" + ballast::simd::arch_name();
         std::size_t duplicates = 0;
         const auto report = st::run_work_queue(
           world, order, run,
           [&](std::size_t i, int from, std::string_view t)
           {
-              expect(rank == 0 && (size == 1 || from != 0), rank, "a result recorded off rank 0 or run on rank 0");
+              expect(rank == 0 && (size == 1 || from != 0), rank,
+                     "a result recorded off rank 0 or run on rank 0");
               duplicates += got.emplace(i, std::string(t)).second ? 0 : 1;
           },
           fingerprint);

@@ -17,8 +17,8 @@
 namespace
 {
     namespace st = ballast::study;
-    using nlohmann::json;
     using Catch::Matchers::Contains;
+    using nlohmann::json;
 
     const std::vector<std::string> grid = { "r0", "r1", "r2", "r3", "r4" };
 
@@ -33,18 +33,14 @@ namespace
 
     json run_line(std::size_t i, double wall = 1.0)
     {
-        return { { "type", "run" },
-                 { "key", grid[i] },
-                 { "params", 100 * (i + 1) },
-                 { "final_val_loss", 5.0 - 0.25 * double(i) },
-                 { "diverged", i == 3 },
-                 { "diagnostics", { { "max_attn_logit", 10.0 + double(i) } } },
-                 { "wall_seconds", wall },
-                 { "train_seconds", wall * 0.9 } };
+        return { { "type", "run" },           { "key", grid[i] },
+                 { "params", 100 * (i + 1) }, { "final_val_loss", 5.0 - 0.25 * double(i) },
+                 { "diverged", i == 3 },      { "diagnostics", { { "max_attn_logit", 10.0 + double(i) } } },
+                 { "wall_seconds", wall },    { "train_seconds", wall * 0.9 } };
     }
 
-    st::results_file shard_file(const st::shard_id& s, const std::vector<std::size_t>& runs, double wall = 2.0,
-                                json header = study_line())
+    st::results_file shard_file(const st::shard_id& s, const std::vector<std::size_t>& runs,
+                                double wall = 2.0, json header = study_line())
     {
         st::results_file f{ st::shard_results_name(s), { st::shard_study_line(std::move(header), s) } };
         for (const auto i : runs)
@@ -56,7 +52,8 @@ namespace
 
     st::merge_result merge(const std::vector<st::results_file>& files)
     {
-        return st::merge_results(std::span<const st::results_file>(files), std::span<const std::string>(grid));
+        return st::merge_results(std::span<const st::results_file>(files),
+                                 std::span<const std::string>(grid));
     }
 } // namespace
 
@@ -64,8 +61,9 @@ TEST_CASE("shard result file names", "[study][merge]")
 {
     CHECK(st::shard_results_name({ 2, 16 }) == "results.2-of-16.jsonl");
     CHECK(st::parse_shard_results_name("results.2-of-16.jsonl") == st::shard_id{ 2, 16 });
-    for (const char* other : { "results.jsonl", "results.2-of-2.jsonl", "results.0-of-0.jsonl", "results.a-of-2.jsonl",
-                               "results.1of2.jsonl", "results.1-of-2.json", "summary.json", "results.-1-of-2.jsonl" })
+    for (const char* other :
+         { "results.jsonl", "results.2-of-2.jsonl", "results.0-of-0.jsonl", "results.a-of-2.jsonl",
+           "results.1of2.jsonl", "results.1-of-2.json", "summary.json", "results.-1-of-2.jsonl" })
     {
         INFO(other);
         CHECK_FALSE(st::parse_shard_results_name(other).has_value());
@@ -83,7 +81,8 @@ TEST_CASE("merging the shards of a deal gives the one-process run lines in grid 
     const std::vector<double> costs = { 1, 5, 2, 4, 3 };
     const auto plan = st::deal_shards(std::span<const double>(costs), 2);
     // Each shard finishes its runs longest first (its file order), with other wall times.
-    const auto merged = merge({ shard_file({ 1, 2 }, plan.runs[1], 3.0), shard_file({ 0, 2 }, plan.runs[0], 2.0) });
+    const auto merged =
+      merge({ shard_file({ 1, 2 }, plan.runs[1], 3.0), shard_file({ 0, 2 }, plan.runs[0], 2.0) });
     REQUIRE(merged.runs.size() == grid.size());
     CHECK(merged.missing.empty());
     CHECK(merged.duplicates == 0);
@@ -92,8 +91,9 @@ TEST_CASE("merging the shards of a deal gives the one-process run lines in grid 
         INFO(grid[i]);
         CHECK(merged.runs[i]["key"] == grid[i]);
         // Identical apart from the timing fields, which are the shard's.
-        CHECK(ballast::json_differences(st::detail::without(merged.runs[i], { "wall_seconds", "train_seconds" }),
-                                        st::detail::without(single[i], { "wall_seconds", "train_seconds" })) == "");
+        CHECK(ballast::json_differences(
+                st::detail::without(merged.runs[i], { "wall_seconds", "train_seconds" }),
+                st::detail::without(single[i], { "wall_seconds", "train_seconds" })) == "");
         CHECK(merged.runs[i]["wall_seconds"] != single[i]["wall_seconds"]);
     }
     // The merged study line is the shards' without the shard field; the build is kept.
@@ -125,9 +125,10 @@ TEST_CASE("merge refuses shards of different studies or builds, naming the field
 {
     auto other_lr = study_line();
     other_lr["config"]["train"]["steps"] = 20;
-    CHECK_THROWS_WITH(merge({ shard_file({ 0, 2 }, { 0 }), shard_file({ 1, 2 }, { 1 }, 2.0, other_lr) }),
-                      Contains("'results.1-of-2.jsonl' and 'results.0-of-2.jsonl' are not shards of one study") &&
-                        Contains("config.train.steps: 10 vs 20"));
+    CHECK_THROWS_WITH(
+      merge({ shard_file({ 0, 2 }, { 0 }), shard_file({ 1, 2 }, { 1 }, 2.0, other_lr) }),
+      Contains("'results.1-of-2.jsonl' and 'results.0-of-2.jsonl' are not shards of one study") &&
+        Contains("config.train.steps: 10 vs 20"));
 
     auto other_corpus = study_line();
     other_corpus["config"]["data"]["fnv1a64"] = "0000000000000001";
@@ -150,14 +151,14 @@ TEST_CASE("merge refuses shards of different studies or builds, naming the field
 TEST_CASE("merge refuses a file written by a newer ballast", "[study][merge]")
 {
     const auto ours = *st::detail::parse_version(ballast::version_string);
-    for (const std::string& newer : { std::to_string(ours[0] + 1) + ".0.0",
-                                     std::to_string(ours[0]) + "." + std::to_string(ours[1]) + "." +
-                                       std::to_string(ours[2] + 1) })
+    for (const std::string& newer :
+         { std::to_string(ours[0] + 1) + ".0.0",
+           std::to_string(ours[0]) + "." + std::to_string(ours[1]) + "." + std::to_string(ours[2] + 1) })
     {
         auto f = shard_file({ 0, 1 }, { 0 });
         f.lines[0]["build"]["version"] = newer;
-        CHECK_THROWS_WITH(merge({ f }), "ballast: merge: 'results.0-of-1.jsonl' was written by ballast " + newer +
-                                          ", newer than this one (" + ballast::version_string +
+        CHECK_THROWS_WITH(merge({ f }), "ballast: merge: 'results.0-of-1.jsonl' was written by ballast " +
+                                          newer + ", newer than this one (" + ballast::version_string +
                                           "); merge it with that version or newer");
     }
     auto bad = shard_file({ 0, 1 }, { 0 });
@@ -175,9 +176,10 @@ TEST_CASE("a run finished twice must agree apart from timing and host", "[study]
     CHECK(merge({ a, b }).duplicates == 1);
 
     b.lines[1]["final_val_loss"] = 1.25;
-    CHECK_THROWS_WITH(merge({ a, b }),
-                      "ballast: merge: run 'r2' was finished twice with different results ('results.0-of-2.jsonl' "
-                      "vs 'results.0-of-3.jsonl': final_val_loss: 4.5 vs 1.25)");
+    CHECK_THROWS_WITH(
+      merge({ a, b }),
+      "ballast: merge: run 'r2' was finished twice with different results ('results.0-of-2.jsonl' "
+      "vs 'results.0-of-3.jsonl': final_val_loss: 4.5 vs 1.25)");
     b.lines[1]["final_val_loss"] = 4.5;
     b.lines[1]["diagnostics"]["max_attn_logit"] = 13.0;
     CHECK_THROWS_WITH(merge({ a, b }), Contains("diagnostics.max_attn_logit: 12.0 vs 13.0"));
@@ -188,17 +190,19 @@ TEST_CASE("a run finished twice must agree apart from timing and host", "[study]
     CHECK_THROWS_WITH(merge({ c }), Contains("run 'r1'") && Contains("diverged: false vs true"));
 }
 
-TEST_CASE("merge refuses foreign runs, files without a study line, and a shard claimed twice", "[study][merge]")
+TEST_CASE("merge refuses foreign runs, files without a study line, and a shard claimed twice",
+          "[study][merge]")
 {
     auto f = shard_file({ 0, 1 }, { 0 });
     f.lines.push_back({ { "type", "run" }, { "key", "elsewhere" } });
-    CHECK_THROWS_WITH(merge({ f }),
-                      "ballast: merge: run 'elsewhere' in 'results.0-of-1.jsonl' is not in this study's grid");
+    CHECK_THROWS_WITH(
+      merge({ f }), "ballast: merge: run 'elsewhere' in 'results.0-of-1.jsonl' is not in this study's grid");
     auto keyless = shard_file({ 0, 1 }, { 0 });
     keyless.lines.push_back({ { "type", "run" } });
     CHECK_THROWS_WITH(merge({ keyless }), Contains("line 3 is a run line without a key"));
     st::results_file headless{ "results.0-of-1.jsonl", { run_line(0) } };
-    CHECK_THROWS_WITH(merge({ headless }), "ballast: merge: 'results.0-of-1.jsonl' does not start with a study line");
+    CHECK_THROWS_WITH(merge({ headless }),
+                      "ballast: merge: 'results.0-of-1.jsonl' does not start with a study line");
     st::results_file empty{ "results.0-of-1.jsonl", {} };
     CHECK_THROWS_WITH(merge({ empty }), Contains("does not start with a study line"));
     CHECK_THROWS_WITH(merge({}), "ballast: merge: no result files to merge");

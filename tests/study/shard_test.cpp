@@ -78,7 +78,8 @@ TEST_CASE("deal_shards: longest first to the least-loaded shard, ties to the low
     CHECK(wide.makespan() == 9);
 }
 
-TEST_CASE("deal_shards: every run in exactly one shard, deterministic, within the LPT bound", "[study][shard]")
+TEST_CASE("deal_shards: every run in exactly one shard, deterministic, within the LPT bound",
+          "[study][shard]")
 {
     std::mt19937_64 rng(20261201);
     std::uniform_real_distribution<double> u(0.1, 10.0);
@@ -173,7 +174,8 @@ TEST_CASE("shard_from_environment: each launcher", "[study][shard]")
     CHECK(s.shard == st::shard_id{ 3, 8 });
     CHECK(s.launcher == "slurm-array");
     // --array=1-8: indices count from the first task.
-    s = from({ { "SLURM_ARRAY_TASK_ID", "1" }, { "SLURM_ARRAY_TASK_MIN", "1" }, { "SLURM_ARRAY_TASK_MAX", "8" } });
+    s = from(
+      { { "SLURM_ARRAY_TASK_ID", "1" }, { "SLURM_ARRAY_TASK_MIN", "1" }, { "SLURM_ARRAY_TASK_MAX", "8" } });
     CHECK(s.shard == st::shard_id{ 0, 8 });
     // --array=0-14:2 (8 tasks).
     s = from({ { "SLURM_ARRAY_TASK_ID", "6" },
@@ -221,9 +223,10 @@ TEST_CASE("shard_from_environment: errors name the variable", "[study][shard]")
     CHECK_THROWS_WITH(from({}), Contains("no launcher variables found"));
     CHECK_THROWS_WITH(from({ { "SLURM_PROCID", "0" } }),
                       Contains("SLURM_NTASKS is not set but SLURM_PROCID is"));
-    CHECK_THROWS_WITH(from({ { "SLURM_ARRAY_TASK_ID", "2" }, { "SLURM_ARRAY_TASK_COUNT", "2" } }),
-                      "ballast: shard: SLURM_ARRAY_TASK_ID=2: shard index 2 is out of range for 2 shards (valid: "
-                      "0 to 1)");
+    CHECK_THROWS_WITH(
+      from({ { "SLURM_ARRAY_TASK_ID", "2" }, { "SLURM_ARRAY_TASK_COUNT", "2" } }),
+      "ballast: shard: SLURM_ARRAY_TASK_ID=2: shard index 2 is out of range for 2 shards (valid: "
+      "0 to 1)");
     CHECK_THROWS_WITH(from({ { "SLURM_ARRAY_TASK_ID", "0" }, { "SLURM_ARRAY_TASK_COUNT", "0" } }),
                       Contains("the shard count is 0"));
     CHECK_THROWS_WITH(from({ { "SLURM_ARRAY_TASK_ID", "0" } }),
@@ -236,8 +239,9 @@ TEST_CASE("shard_from_environment: errors name the variable", "[study][shard]")
                       Contains("not a contiguous range"));
     CHECK_THROWS_WITH(from({ { "SLURM_ARRAY_TASK_ID", "x" }, { "SLURM_ARRAY_TASK_COUNT", "2" } }),
                       "ballast: shard: SLURM_ARRAY_TASK_ID='x' is not a non-negative integer");
-    CHECK_THROWS_WITH(from({ { "OMPI_COMM_WORLD_RANK", "4" }, { "OMPI_COMM_WORLD_SIZE", "4" } }),
-                      Contains("OMPI_COMM_WORLD_RANK=4, OMPI_COMM_WORLD_SIZE=4: shard index 4 is out of range"));
+    CHECK_THROWS_WITH(
+      from({ { "OMPI_COMM_WORLD_RANK", "4" }, { "OMPI_COMM_WORLD_SIZE", "4" } }),
+      Contains("OMPI_COMM_WORLD_RANK=4, OMPI_COMM_WORLD_SIZE=4: shard index 4 is out of range"));
     CHECK_THROWS_WITH(from({ { "PMI_RANK", "0" }, { "PMI_SIZE", "0" } }), Contains("the shard count is 0"));
     CHECK_THROWS_WITH(from({ { "JOB_COMPLETION_INDEX", "1" } }), Contains("give it as --shards N"));
     CHECK_THROWS_WITH(from({ { "JOB_COMPLETION_INDEX", "4" } }, 4), Contains("out of range for 4 shards"));
@@ -253,7 +257,8 @@ TEST_CASE("shard_from_environment: errors name the variable", "[study][shard]")
 TEST_CASE("cores_from_environment: Slurm's per-task CPUs, then OMP_NUM_THREADS", "[study][shard]")
 {
     CHECK_FALSE(st::cores_from_environment(env_of({})).has_value());
-    auto c = st::cores_from_environment(env_of({ { "SLURM_CPUS_PER_TASK", "4" }, { "OMP_NUM_THREADS", "2" } }));
+    auto c =
+      st::cores_from_environment(env_of({ { "SLURM_CPUS_PER_TASK", "4" }, { "OMP_NUM_THREADS", "2" } }));
     REQUIRE(c);
     CHECK(c->cores == 4);
     CHECK(c->variable == "SLURM_CPUS_PER_TASK");

@@ -56,7 +56,8 @@ namespace
     }
 } // namespace
 
-TEST_CASE("work queue: every run exactly once with its own result, recorded on rank 0 only", "[study][work_queue]")
+TEST_CASE("work queue: every run exactly once with its own result, recorded on rank 0 only",
+          "[study][work_queue]")
 {
     const std::vector<double> costs = { 3, 9, 1, 4, 4, 7, 2, 8, 5, 6, 0.5 };
     const auto order = st::longest_first(std::span<const double>(costs));
@@ -79,7 +80,8 @@ TEST_CASE("work queue: every run exactly once with its own result, recorded on r
                                                // No Catch2 assertions off the main thread: note, check later.
                                                recorder_rank = r;
                                                bad_sender += (from == 0) != (ranks == 1) ? 1 : 0;
-                                               duplicates += recorded.emplace(i, std::string(text)).second ? 0 : 1;
+                                               duplicates +=
+                                                 recorded.emplace(i, std::string(text)).second ? 0 : 1;
                                                arrival.push_back(i);
                                            },
                                            "fp");
@@ -148,7 +150,8 @@ TEST_CASE("work queue: a free worker takes the next run while another is busy", 
     CHECK(ran_on[3 - slow] == std::vector<std::size_t>(order.begin() + 1, order.end()));
 }
 
-TEST_CASE("work queue: a failing run stops the study after the runs in flight are recorded", "[study][work_queue]")
+TEST_CASE("work queue: a failing run stops the study after the runs in flight are recorded",
+          "[study][work_queue]")
 {
     const std::vector<std::size_t> order = { 0, 1, 2, 3, 4, 5, 6, 7 };
     ballast::local_world world(3);
@@ -182,14 +185,14 @@ TEST_CASE("work queue: a rank with another fingerprint is refused", "[study][wor
 {
     const std::vector<std::size_t> order = { 0, 1, 2 };
     ballast::local_world world(3);
-    const auto errors = on_ranks(3,
-                                 [&](int r)
-                                 {
-                                     st::run_work_queue(
-                                       world.at(r), order, [](std::size_t i) { return line_of(i); },
-                                       [](std::size_t, int, std::string_view) {},
-                                       r == 2 ? "isa=avx2" : "isa=avx512");
-                                 });
+    const auto errors =
+      on_ranks(3,
+               [&](int r)
+               {
+                   st::run_work_queue(
+                     world.at(r), order, [](std::size_t i) { return line_of(i); },
+                     [](std::size_t, int, std::string_view) {}, r == 2 ? "isa=avx2" : "isa=avx512");
+               });
     CHECK_THAT(errors[0], Contains("rank 2 has another fingerprint ('isa=avx2', rank 0 has 'isa=avx512')"));
     CHECK_THAT(errors[2], Contains("rank 2 stopped by rank 0: rank 2 has another fingerprint"));
 }
@@ -201,14 +204,15 @@ TEST_CASE("work queue: an error while recording stops the study with the run nam
     const auto errors = on_ranks(2,
                                  [&](int r)
                                  {
-                                     st::run_work_queue(world.at(r), order, [](std::size_t i) { return line_of(i); },
-                                                        [](std::size_t i, int, std::string_view)
-                                                        {
-                                                            if (i == 1)
-                                                            {
-                                                                throw ballast::error("disk full");
-                                                            }
-                                                        });
+                                     st::run_work_queue(
+                                       world.at(r), order, [](std::size_t i) { return line_of(i); },
+                                       [](std::size_t i, int, std::string_view)
+                                       {
+                                           if (i == 1)
+                                           {
+                                               throw ballast::error("disk full");
+                                           }
+                                       });
                                  });
     CHECK(errors[0] == "ballast: work_queue: recording run 1: disk full");
     CHECK_THAT(errors[1], Contains("stopped by rank 0: the study failed: recording run 1: disk full"));

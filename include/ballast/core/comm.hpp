@@ -67,8 +67,8 @@ namespace ballast
     protected:
         void check_send(const char* where, int dest, int tag) const
         {
-            BALLAST_CHECK(dest >= 0 && dest < size(), where, "destination rank ", dest, " is out of range for ",
-                          size(), " ranks");
+            BALLAST_CHECK(dest >= 0 && dest < size(), where, "destination rank ", dest,
+                          " is out of range for ", size(), " ranks");
             BALLAST_CHECK(tag >= 0, where, "tag ", tag, " is negative");
         }
         void check_recv(const char* where, int source, int tag) const
@@ -123,7 +123,8 @@ namespace ballast
                     // The first queued match: per (sender, tag) that is the send order.
                     for (auto it = box.queue.begin(); it != box.queue.end(); ++it)
                     {
-                        if ((source == any_source || it->source == source) && (tag == any_tag || it->tag == tag))
+                        if ((source == any_source || it->source == source) &&
+                            (tag == any_tag || it->tag == tag))
                         {
                             comm_message m = std::move(*it);
                             box.queue.erase(it);

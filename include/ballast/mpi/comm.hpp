@@ -42,7 +42,8 @@ namespace ballast::mpi
                 char text[MPI_MAX_ERROR_STRING];
                 int len = 0;
                 MPI_Error_string(rc, text, &len);
-                ballast::detail::throw_error("mpi", what, " failed: ", std::string(text, static_cast<std::size_t>(len)));
+                ballast::detail::throw_error("mpi", what,
+                                             " failed: ", std::string(text, static_cast<std::size_t>(len)));
             }
         }
     } // namespace detail
@@ -99,7 +100,8 @@ namespace ballast::mpi
             void* value = nullptr;
             int found = 0;
             MPI_Comm_get_attr(m_comm, MPI_TAG_UB, &value, &found);
-            m_tag_ub = found && value ? *static_cast<int*>(value) : 32767; // the standard's guaranteed minimum
+            m_tag_ub =
+              found && value ? *static_cast<int*>(value) : 32767; // the standard's guaranteed minimum
         }
         int rank() const override { return m_rank; }
         int size() const override { return m_size; }
@@ -107,8 +109,8 @@ namespace ballast::mpi
         void send(int dest, int tag, std::span<const std::byte> bytes) override
         {
             check_send("mpi_comm::send", dest, tag);
-            BALLAST_CHECK(bytes.size() <= static_cast<std::size_t>(INT_MAX), "mpi_comm::send", "a message of ",
-                          bytes.size(), " bytes is larger than INT_MAX");
+            BALLAST_CHECK(bytes.size() <= static_cast<std::size_t>(INT_MAX), "mpi_comm::send",
+                          "a message of ", bytes.size(), " bytes is larger than INT_MAX");
             BALLAST_CHECK(tag <= m_tag_ub, "mpi_comm::send", "tag ", tag, " exceeds MPI_TAG_UB ", m_tag_ub);
             detail::check(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, dest, tag, m_comm),
                           "MPI_Send");
@@ -119,15 +121,17 @@ namespace ballast::mpi
         {
             check_recv("mpi_comm::recv", source, tag);
             MPI_Status status;
-            detail::check(MPI_Probe(source == any_source ? MPI_ANY_SOURCE : source, tag == any_tag ? MPI_ANY_TAG : tag,
-                                    m_comm, &status),
+            detail::check(MPI_Probe(source == any_source ? MPI_ANY_SOURCE : source,
+                                    tag == any_tag ? MPI_ANY_TAG : tag, m_comm, &status),
                           "MPI_Probe");
             int count = 0;
             detail::check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");
-            comm_message m{ status.MPI_SOURCE, status.MPI_TAG, std::vector<std::byte>(static_cast<std::size_t>(count)) };
+            comm_message m{ status.MPI_SOURCE, status.MPI_TAG,
+                            std::vector<std::byte>(static_cast<std::size_t>(count)) };
             // Receive exactly the probed message: same source and tag (non-overtaking keeps it the next one).
-            detail::check(MPI_Recv(m.bytes.data(), count, MPI_BYTE, m.source, m.tag, m_comm, MPI_STATUS_IGNORE),
-                          "MPI_Recv");
+            detail::check(
+              MPI_Recv(m.bytes.data(), count, MPI_BYTE, m.source, m.tag, m_comm, MPI_STATUS_IGNORE),
+              "MPI_Recv");
             return m;
         }
 
@@ -157,8 +161,9 @@ namespace ballast::mpi
         template <class... A>
         explicit mpi_session(A&&...)
         {
-            static_assert(detail::no_mpi<A...>, "ballast/mpi/comm.hpp: <mpi.h> was not found: build with "
-                                                "-DBALLAST_WITH_MPI=ON and link MPI::MPI_CXX (Debian: libopenmpi-dev)");
+            static_assert(detail::no_mpi<A...>,
+                          "ballast/mpi/comm.hpp: <mpi.h> was not found: build with "
+                          "-DBALLAST_WITH_MPI=ON and link MPI::MPI_CXX (Debian: libopenmpi-dev)");
         }
     };
 
@@ -168,8 +173,9 @@ namespace ballast::mpi
         template <class... A>
         explicit mpi_comm(A&&...)
         {
-            static_assert(detail::no_mpi<A...>, "ballast/mpi/comm.hpp: <mpi.h> was not found: build with "
-                                                "-DBALLAST_WITH_MPI=ON and link MPI::MPI_CXX (Debian: libopenmpi-dev)");
+            static_assert(detail::no_mpi<A...>,
+                          "ballast/mpi/comm.hpp: <mpi.h> was not found: build with "
+                          "-DBALLAST_WITH_MPI=ON and link MPI::MPI_CXX (Debian: libopenmpi-dev)");
         }
     };
 } // namespace ballast::mpi

@@ -54,7 +54,8 @@ namespace ballast::study
     inline std::optional<shard_id> parse_shard_results_name(std::string_view name)
     {
         constexpr std::string_view prefix = "results.", suffix = ".jsonl", of = "-of-";
-        if (!name.starts_with(prefix) || !name.ends_with(suffix) || name.size() <= prefix.size() + suffix.size())
+        if (!name.starts_with(prefix) || !name.ends_with(suffix) ||
+            name.size() <= prefix.size() + suffix.size())
         {
             return std::nullopt;
         }
@@ -106,10 +107,10 @@ namespace ballast::study
     /// The merged study.
     struct merge_result
     {
-        nlohmann::json header;              ///< the common study line, without the ignored fields
-        std::vector<nlohmann::json> runs;   ///< one line per finished run, in grid order
-        std::vector<std::string> missing;   ///< grid keys no file has finished, in grid order
-        std::size_t duplicates = 0;         ///< extra copies of runs (all checked to agree)
+        nlohmann::json header;            ///< the common study line, without the ignored fields
+        std::vector<nlohmann::json> runs; ///< one line per finished run, in grid order
+        std::vector<std::string> missing; ///< grid keys no file has finished, in grid order
+        std::size_t duplicates = 0;       ///< extra copies of runs (all checked to agree)
 
         /// The text of the merged results.jsonl: the study line, then the runs.
         std::string text() const
@@ -159,14 +160,16 @@ namespace ballast::study
 
     /// Merge the files of one study (see the file comment). `grid_keys` is the grid in grid order.
     /// Throws ballast::error naming the file, run and field for every refusal.
-    inline merge_result merge_results(std::span<const results_file> files, std::span<const std::string> grid_keys,
+    inline merge_result merge_results(std::span<const results_file> files,
+                                      std::span<const std::string> grid_keys,
                                       const merge_options& options = {})
     {
         BALLAST_CHECK(!files.empty(), "merge", "no result files to merge");
         std::map<std::string, std::size_t> grid;
         for (std::size_t i = 0; i < grid_keys.size(); ++i)
         {
-            BALLAST_CHECK(grid.emplace(grid_keys[i], i).second, "merge", "duplicate grid key '", grid_keys[i], "'");
+            BALLAST_CHECK(grid.emplace(grid_keys[i], i).second, "merge", "duplicate grid key '", grid_keys[i],
+                          "'");
         }
         const auto ours = *detail::parse_version(version_string);
 
@@ -184,7 +187,8 @@ namespace ballast::study
             if (h.contains("build") && h["build"].is_object() && h["build"].contains("version"))
             {
                 const auto& v = h["build"]["version"];
-                const auto theirs = v.is_string() ? detail::parse_version(v.get<std::string>()) : std::nullopt;
+                const auto theirs =
+                  v.is_string() ? detail::parse_version(v.get<std::string>()) : std::nullopt;
                 BALLAST_CHECK(theirs.has_value(), "merge", "'", f.name, "' has a malformed build.version ",
                               v.dump());
                 BALLAST_CHECK(*theirs <= ours, "merge", "'", f.name, "' was written by ballast ",
@@ -201,8 +205,9 @@ namespace ballast::study
             {
                 const auto diff = json_differences(out.header, header);
                 BALLAST_CHECK(diff.empty(), "merge", "'", f.name, "' and '", first->name,
-                              "' are not shards of one study: their study lines differ (", first->name, " vs ",
-                              f.name, ": ", diff, "); config, corpus fingerprint and build must all agree");
+                              "' are not shards of one study: their study lines differ (", first->name,
+                              " vs ", f.name, ": ", diff,
+                              "); config, corpus fingerprint and build must all agree");
             }
             if (h.contains("shard") && h["shard"].is_object())
             {
@@ -218,8 +223,8 @@ namespace ballast::study
                 {
                     continue;
                 }
-                BALLAST_CHECK(j.contains("key") && j["key"].is_string(), "merge", "'", f.name, "' line ", l + 1,
-                              " is a run line without a key");
+                BALLAST_CHECK(j.contains("key") && j["key"].is_string(), "merge", "'", f.name, "' line ",
+                              l + 1, " is a run line without a key");
                 const auto key = j["key"].get<std::string>();
                 const auto g = grid.find(key);
                 BALLAST_CHECK(g != grid.end(), "merge", "run '", key, "' in '", f.name,
@@ -234,8 +239,9 @@ namespace ballast::study
                 ++out.duplicates;
                 const auto diff = json_differences(detail::without(*slot, options.run_ignored),
                                                    detail::without(j, options.run_ignored));
-                BALLAST_CHECK(diff.empty(), "merge", "run '", key, "' was finished twice with different results ('",
-                              source[g->second]->name, "' vs '", f.name, "': ", diff, ")");
+                BALLAST_CHECK(diff.empty(), "merge", "run '", key,
+                              "' was finished twice with different results ('", source[g->second]->name,
+                              "' vs '", f.name, "': ", diff, ")");
             }
         }
         for (std::size_t i = 0; i < grid_keys.size(); ++i)
@@ -259,16 +265,19 @@ namespace ballast::study
         std::vector<std::pair<shard_id, std::filesystem::path>> shards;
         std::vector<results_file> out;
         std::error_code ec;
-        BALLAST_CHECK(std::filesystem::is_directory(dir, ec), "merge", "'", dir.string(), "' is not a directory");
+        BALLAST_CHECK(std::filesystem::is_directory(dir, ec), "merge", "'", dir.string(),
+                      "' is not a directory");
         for (const auto& e : std::filesystem::directory_iterator(dir))
         {
-            if (const auto s = parse_shard_results_name(e.path().filename().string()); s && e.is_regular_file())
+            if (const auto s = parse_shard_results_name(e.path().filename().string());
+                s && e.is_regular_file())
             {
                 shards.emplace_back(*s, e.path());
             }
         }
-        std::ranges::sort(shards, [](const auto& a, const auto& b)
-                          { return std::pair(a.first.count, a.first.index) < std::pair(b.first.count, b.first.index); });
+        std::ranges::sort(
+          shards, [](const auto& a, const auto& b)
+          { return std::pair(a.first.count, a.first.index) < std::pair(b.first.count, b.first.index); });
         if (std::filesystem::exists(dir / "results.jsonl", ec))
         {
             out.push_back({ "results.jsonl", read_jsonl(dir / "results.jsonl") });
@@ -282,11 +291,13 @@ namespace ballast::study
 
     /// Merge every result file in `dir` and write the merged results.jsonl there (atomically; the shard
     /// files stay, so merging again, or after more shards finish, gives the same file).
-    inline merge_result merge_results_dir(const std::filesystem::path& dir, std::span<const std::string> grid_keys,
+    inline merge_result merge_results_dir(const std::filesystem::path& dir,
+                                          std::span<const std::string> grid_keys,
                                           const merge_options& options = {})
     {
         const auto files = read_results_dir(dir);
-        BALLAST_CHECK(!files.empty(), "merge", "no results.jsonl or results.I-of-N.jsonl in '", dir.string(), "'");
+        BALLAST_CHECK(!files.empty(), "merge", "no results.jsonl or results.I-of-N.jsonl in '", dir.string(),
+                      "'");
         auto merged = merge_results(std::span<const results_file>(files), grid_keys, options);
         const auto text = merged.text();
         write_file_atomic(dir / "results.jsonl", std::as_bytes(std::span(text)));

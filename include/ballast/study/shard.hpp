@@ -67,8 +67,8 @@ namespace ballast::study
     {
         for (std::size_t i = 0; i < costs.size(); ++i)
         {
-            BALLAST_CHECK(std::isfinite(costs[i]) && costs[i] >= 0, "longest_first", "run ", i,
-                          " has cost ", costs[i], "; costs must be finite and >= 0");
+            BALLAST_CHECK(std::isfinite(costs[i]) && costs[i] >= 0, "longest_first", "run ", i, " has cost ",
+                          costs[i], "; costs must be finite and >= 0");
         }
         std::vector<std::size_t> order(costs.size());
         std::iota(order.begin(), order.end(), std::size_t{ 0 });
@@ -79,9 +79,9 @@ namespace ballast::study
     /// The assignment of every run to one shard.
     struct shard_plan
     {
-        std::vector<std::size_t> shard_of;         ///< per run (grid index): its shard
+        std::vector<std::size_t> shard_of;          ///< per run (grid index): its shard
         std::vector<std::vector<std::size_t>> runs; ///< per shard: its runs, longest first (the start order)
-        std::vector<double> load;                  ///< per shard: the sum of its runs' costs
+        std::vector<double> load;                   ///< per shard: the sum of its runs' costs
 
         /// The largest load (the estimated makespan of the static deal).
         double makespan() const { return load.empty() ? 0 : *std::ranges::max_element(load); }
@@ -128,8 +128,8 @@ namespace ballast::study
     namespace detail
     {
         /// A decimal integer with nothing else around it (no sign, no spaces), within `max`.
-        inline std::optional<std::size_t> strict_uint(std::string_view s,
-                                                      std::size_t max = std::numeric_limits<std::size_t>::max())
+        inline std::optional<std::size_t> strict_uint(
+          std::string_view s, std::size_t max = std::numeric_limits<std::size_t>::max())
         {
             if (s.empty() || s.size() > 19)
             {
@@ -150,8 +150,8 @@ namespace ballast::study
         inline shard_id checked_shard(std::size_t index, std::size_t count, const std::string& source)
         {
             BALLAST_CHECK(count >= 1, "shard", source, ": the shard count is 0; it must be >= 1");
-            BALLAST_CHECK(index < count, "shard", source, ": shard index ", index,
-                          " is out of range for ", count, " shards (valid: 0 to ", count - 1, ")");
+            BALLAST_CHECK(index < count, "shard", source, ": shard index ", index, " is out of range for ",
+                          count, " shards (valid: 0 to ", count - 1, ")");
             return { index, count };
         }
     } // namespace detail
@@ -238,10 +238,11 @@ namespace ballast::study
             }
             if (r && n)
             {
-                ranked = shard_source{ detail::checked_shard(*r, *n, std::string(rank_name) + "=" +
-                                                                       std::to_string(*r) + ", " + size_name +
-                                                                       "=" + std::to_string(*n)),
-                                       launcher };
+                ranked =
+                  shard_source{ detail::checked_shard(*r, *n,
+                                                      std::string(rank_name) + "=" + std::to_string(*r) +
+                                                        ", " + size_name + "=" + std::to_string(*n)),
+                                launcher };
                 break;
             }
         }
@@ -250,7 +251,8 @@ namespace ballast::study
         {
             BALLAST_CHECK(!ranked || ranked->shard.count == 1, "shard",
                           "both a Slurm job array (SLURM_ARRAY_TASK_ID) and ", ranked->shard.count,
-                          " ranks per task (", ranked->launcher, ") are present; give --shard I/N explicitly");
+                          " ranks per task (", ranked->launcher,
+                          ") are present; give --shard I/N explicitly");
             const auto count = number("SLURM_ARRAY_TASK_COUNT");
             const auto lo = number("SLURM_ARRAY_TASK_MIN");
             const auto hi = number("SLURM_ARRAY_TASK_MAX");
@@ -265,19 +267,20 @@ namespace ballast::study
             std::size_t n = 0;
             if (lo && hi)
             {
-                BALLAST_CHECK(*hi >= *lo, "shard", "SLURM_ARRAY_TASK_MAX=", *hi, " < SLURM_ARRAY_TASK_MIN=", *lo);
+                BALLAST_CHECK(*hi >= *lo, "shard", "SLURM_ARRAY_TASK_MAX=", *hi,
+                              " < SLURM_ARRAY_TASK_MIN=", *lo);
                 n = (*hi - *lo) / step + 1;
                 BALLAST_CHECK(!count || *count == n, "shard", "the job array is not a contiguous range (",
-                              *count, " tasks between ", *lo, " and ", *hi,
-                              "); submit it as --array=0-", *count == 0 ? 0 : *count - 1);
+                              *count, " tasks between ", *lo, " and ", *hi, "); submit it as --array=0-",
+                              *count == 0 ? 0 : *count - 1);
             }
             else
             {
                 n = *count;
             }
-            return expect({ detail::checked_shard((*id - first) / step, n,
-                                                  "SLURM_ARRAY_TASK_ID=" + std::to_string(*id)),
-                            "slurm-array" });
+            return expect(
+              { detail::checked_shard((*id - first) / step, n, "SLURM_ARRAY_TASK_ID=" + std::to_string(*id)),
+                "slurm-array" });
         }
         if (ranked)
         {
@@ -291,10 +294,11 @@ namespace ballast::study
             return { detail::checked_shard(*k, shards, "JOB_COMPLETION_INDEX=" + std::to_string(*k)),
                      "kubernetes" };
         }
-        ballast::detail::throw_error("shard",
-                            "no launcher variables found (looked for SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK, "
-                            "PMI_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX", incomplete.empty() ? "" : "; ",
-                            incomplete, "); give --shard I/N");
+        ballast::detail::throw_error(
+          "shard",
+          "no launcher variables found (looked for SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK, "
+          "PMI_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX",
+          incomplete.empty() ? "" : "; ", incomplete, "); give --shard I/N");
     }
 
     /// The cores a launcher gave this process, and from where.

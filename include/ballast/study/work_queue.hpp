@@ -87,8 +87,8 @@ namespace ballast::study
 
         inline std::size_t message_index(const comm_message& m)
         {
-            BALLAST_CHECK(m.bytes.size() >= 8, "work_queue", "a message from rank ", m.source, " with tag ", m.tag,
-                          " has ", m.bytes.size(), " bytes; a run index needs 8");
+            BALLAST_CHECK(m.bytes.size() >= 8, "work_queue", "a message from rank ", m.source, " with tag ",
+                          m.tag, " has ", m.bytes.size(), " bytes; a run index needs 8");
             std::uint64_t v = 0;
             for (int b = 7; b >= 0; --b)
             {
@@ -110,7 +110,8 @@ namespace ballast::study
                                         const result_function& on_result, std::string_view fingerprint = {})
     {
         BALLAST_CHECK(c.rank() == 0 && c.size() >= 2, "work_queue",
-                      "serve_work runs on rank 0 of at least 2 ranks (rank ", c.rank(), " of ", c.size(), ")");
+                      "serve_work runs on rank 0 of at least 2 ranks (rank ", c.rank(), " of ", c.size(),
+                      ")");
         const int workers = c.size() - 1;
         work_queue_report report;
         report.runs_per_rank.assign(static_cast<std::size_t>(c.size()), 0);
@@ -129,7 +130,8 @@ namespace ballast::study
         };
         const auto stop = [&](int w, std::string_view why)
         {
-            detail::send_tag(c, w, work_tag::stop, std::as_bytes(std::span<const char>(why.data(), why.size())));
+            detail::send_tag(c, w, work_tag::stop,
+                             std::as_bytes(std::span<const char>(why.data(), why.size())));
             running[static_cast<std::size_t>(w)] = idle;
             --active;
         };
@@ -160,8 +162,9 @@ namespace ballast::study
                 greeted[w] = true;
                 if (m.text() != fingerprint)
                 {
-                    fail("rank " + std::to_string(m.source) + " has another fingerprint ('" + std::string(m.text()) +
-                         "', rank 0 has '" + std::string(fingerprint) + "'): ranks must run one build and one study");
+                    fail("rank " + std::to_string(m.source) + " has another fingerprint ('" +
+                         std::string(m.text()) + "', rank 0 has '" + std::string(fingerprint) +
+                         "'): ranks must run one build and one study");
                     stop(m.source, failure);
                     continue;
                 }
@@ -220,7 +223,8 @@ namespace ballast::study
             const auto m = c.recv(0, communicator::any_tag);
             if (static_cast<work_tag>(m.tag) == work_tag::stop)
             {
-                BALLAST_CHECK(m.bytes.empty(), "work_queue", "rank ", c.rank(), " stopped by rank 0: ", m.text());
+                BALLAST_CHECK(m.bytes.empty(), "work_queue", "rank ", c.rank(),
+                              " stopped by rank 0: ", m.text());
                 return done;
             }
             BALLAST_CHECK(static_cast<work_tag>(m.tag) == work_tag::assign, "work_queue", "rank ", c.rank(),
