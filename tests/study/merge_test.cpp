@@ -247,3 +247,30 @@ TEST_CASE("merge_results_dir: reads every shard file, drops a torn line, writes 
     CHECK_THROWS_WITH(st::merge_results_dir(none.path(), std::span<const std::string>(grid)),
                       Contains("no results.jsonl or results.I-of-N.jsonl in"));
 }
+
+TEST_CASE("unfinished_runs: what a relaunch still has to run, refusing another study's files",
+          "[study][merge]")
+{
+    ballast::test::temp_dir dir("unfinished");
+    const auto me = st::shard_study_line(study_line(), { 1, 3 });
+    // Nothing yet (no directory, then an empty one): every run, in grid order.
+    CHECK(st::unfinished_runs(dir / "absent", std::span<const std::string>(grid), me) == grid);
+    CHECK(st::unfinished_runs(dir.path(), std::span<const std::string>(grid), me) == grid);
+    // A killed 2-shard launch finished r3 and r0; this process (shard 1 of 3) has its own file with r4.
+    for (const auto& f :
+         { shard_file({ 0, 2 }, { 3 }), shard_file({ 1, 2 }, { 0 }), shard_file({ 1, 3 }, { 4 }) })
+    {
+        for (const auto& l : f.lines)
+        {
+            ballast::append_line(dir / f.name, l.dump(), false);
+        }
+    }
+    CHECK(st::unfinished_runs(dir.path(), std::span<const std::string>(grid), me) ==
+          std::vector<std::string>{ "r1", "r2" });
+    // A process of another study refuses the directory, naming the field against "this study".
+    auto other = me;
+    other["config"]["train"]["seed"] = 2;
+    CHECK_THROWS_WITH(st::unfinished_runs(dir.path(), std::span<const std::string>(grid), other),
+                      Contains("'results.0-of-2.jsonl' and 'this study' are not shards of one study") &&
+                        Contains("config.train.seed: 2 vs 1"));
+}

@@ -303,6 +303,29 @@ namespace ballast::study
         write_file_atomic(dir / "results.jsonl", std::as_bytes(std::span(text)));
         return merged;
     }
+
+    /// For a (re)launch: the grid keys no result file in `dir` has finished yet, in grid order (every key
+    /// when `dir` is absent or holds no result file). `study_line` is this process's own study line: every
+    /// file must match it as merge requires (named "this study" in errors), so a process never resumes
+    /// from, or adds to, another study's files.
+    inline std::vector<std::string> unfinished_runs(const std::filesystem::path& dir,
+                                                    std::span<const std::string> grid_keys,
+                                                    const nlohmann::json& study_line,
+                                                    const merge_options& options = {})
+    {
+        std::vector<results_file> files = { { "this study", { study_line } } };
+        std::error_code ec;
+        if (std::filesystem::is_directory(dir, ec))
+        {
+            for (auto& f : read_results_dir(dir))
+            {
+                files.push_back(std::move(f));
+            }
+        }
+        // This process's own shard may already have a file: compare without claiming the shard twice.
+        files.front().lines.front().erase("shard");
+        return merge_results(std::span<const results_file>(files), grid_keys, options).missing;
+    }
 } // namespace ballast::study
 
 #endif
