@@ -6,6 +6,7 @@
 /// compiled on its own by the header test).
 
 #include <ballast/core/aligned.hpp>
+#include <ballast/core/comm.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
 #include <ballast/core/json.hpp>
@@ -45,10 +46,13 @@
 #include <ballast/policies/registry.hpp>
 #include <ballast/policies/structure.hpp>
 #include <ballast/study/grid.hpp>
+#include <ballast/study/merge.hpp>
 #include <ballast/study/metric.hpp>
 #include <ballast/study/results.hpp>
+#include <ballast/study/shard.hpp>
 #include <ballast/study/study.hpp>
 #include <ballast/study/summary.hpp>
+#include <ballast/study/work_queue.hpp>
 #include <ballast/train/callbacks.hpp>
 #include <ballast/train/checkpoint.hpp>
 #include <ballast/train/data.hpp>
