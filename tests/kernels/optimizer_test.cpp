@@ -47,7 +47,8 @@ namespace
             h.weight_decay = 1e-3;
             h.grad_scale = 0.7;
             bk::adafactor_update<Mode>(th.data(), m.data(), v.data(), grad.data(), h, s.rows, s.cols);
-            bk::ref::adafactor_update<Mode>(th_r.data(), m_r.data(), v_r.data(), grad.data(), h, s.rows, s.cols);
+            bk::ref::adafactor_update<Mode>(th_r.data(), m_r.data(), v_r.data(), grad.data(), h, s.rows,
+                                            s.cols);
             // float: sums of up to ~150 squares and one of ~1000 U² (accumulated in double) ahead of a few
             // roundings per element: within 64 eps.
             ballast::test::check_all_close(th.data(), th_r.data(), n, tol::rel, tol::abs);
@@ -75,8 +76,9 @@ TEMPLATE_TEST_CASE("adafactor_update matches the scalar twin, factored and unfac
     using T = TestType;
     constexpr std::size_t L = ballast::simd::lanes<T>;
     std::uint64_t seed = 401;
-    for (const shape s : { shape{ 7, 13 }, shape{ 2, 2 }, shape{ 3, L }, shape{ 5, L + 1 }, shape{ 33, 2 * L + 3 },
-                           shape{ 1, 37 }, shape{ 1, L - 1 }, shape{ 19, 1 }, shape{ 1, 1 } })
+    for (const shape s :
+         { shape{ 7, 13 }, shape{ 2, 2 }, shape{ 3, L }, shape{ 5, L + 1 }, shape{ 33, 2 * L + 3 },
+           shape{ 1, 37 }, shape{ 1, L - 1 }, shape{ 19, 1 }, shape{ 1, 1 } })
     {
         for (const double beta1 : { 0.0, 0.9 })
         {
@@ -92,7 +94,8 @@ TEMPLATE_TEST_CASE("adafactor_update matches the scalar twin, factored and unfac
     }
 }
 
-TEST_CASE("adafactor_update of a [2, 2] matrix equals the paper's formulas by hand", "[kernels][optimizer][adafactor]")
+TEST_CASE("adafactor_update of a [2, 2] matrix equals the paper's formulas by hand",
+          "[kernels][optimizer][adafactor]")
 {
     // t = 1 (β̂ = 0), G = [[1, 2], [3, 4]], ε1 = 0, d large, β1 = 0, lr 0.5, no decay:
     // R = (5, 25), C = (10, 20), ΣR = 30, V̂_ij = R_i C_j / 30, U = G/√V̂.
@@ -119,8 +122,8 @@ TEST_CASE("adafactor_update of a [2, 2] matrix equals the paper's formulas by ha
     }
 }
 
-TEMPLATE_TEST_CASE("adafactor_update is bit-identical on 1 and 2 threads", "[kernels][optimizer][adafactor][threads]",
-                   float, double)
+TEMPLATE_TEST_CASE("adafactor_update is bit-identical on 1 and 2 threads",
+                   "[kernels][optimizer][adafactor][threads]", float, double)
 {
     using T = TestType;
     const std::size_t rows = 300, cols = 257;

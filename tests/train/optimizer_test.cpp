@@ -83,7 +83,8 @@ TEST_CASE("the diagnostics hook: AdamW and its RMS-scaled form give the directio
         const double u = g[i] / (std::fabs(g[i]) + c.adamw.eps);
         sq += u * u;
     }
-    BALLAST_CHECK_CLOSE(adam.direction_stats(e).update_rms, std::sqrt(sq / static_cast<double>(e.size)), double);
+    BALLAST_CHECK_CLOSE(adam.direction_stats(e).update_rms, std::sqrt(sq / static_cast<double>(e.size)),
+                        double);
     CHECK(adam.direction_stats(e).eps_fraction == 0.0);
 }
 
@@ -100,7 +101,10 @@ TEST_CASE("optimizer_config reflects flat under the historical keys, each read b
         CHECK(j.contains(k));
     }
     CHECK(j.size() == 15);
-    nlohmann::json in = { { "beta2", 0.99 }, { "lion_beta2", 0.5 }, { "momentum", 0.8 }, { "rms_floor", 0.01 },
+    nlohmann::json in = { { "beta2", 0.99 },
+                          { "lion_beta2", 0.5 },
+                          { "momentum", 0.8 },
+                          { "rms_floor", 0.01 },
                           { "adafactor_eps2", 0.02 } };
     ballast::from_json(in, c, "[optimizer]");
     CHECK(c.adamw.beta2 == 0.99);
@@ -117,8 +121,8 @@ TEST_CASE("optimizer_config reflects flat under the historical keys, each read b
     // ...and an optimizer can be built from the shared numbers and its own config alone
     optim::adafactor_config ac;
     ac.beta1 = 0.5;
-    optimizer<optim::adafactor<>, float> direct(layout, optim::common_config{ 0.0, ballast::weight_decay_mask::all, 2.0 },
-                                              ac);
+    optimizer<optim::adafactor<>, float> direct(
+      layout, optim::common_config{ 0.0, ballast::weight_decay_mask::all, 2.0 }, ac);
     CHECK(direct.policy_config().beta1 == 0.5);
     CHECK(direct.config().clip == 2.0);
     ac.clip_threshold = 0;

@@ -262,13 +262,13 @@ namespace ballast::kernels
                     rsum += static_cast<double>(r[i]);
                 }
                 const B row_eps(static_cast<T>(rows) * static_cast<T>(h.eps1));
-                detail::for_each_batch<T>(0, cols,
-                                          [&](std::size_t j, std::size_t k)
-                                          {
-                                              const B cs = detail::load_n(colsum.data() + j, k) + row_eps;
-                                              detail::store_n(c + j, k,
-                                                              xsimd::fma(vb2, detail::load_n(c + j, k), vomb2 * cs));
-                                          });
+                detail::for_each_batch<T>(
+                  0, cols,
+                  [&](std::size_t j, std::size_t k)
+                  {
+                      const B cs = detail::load_n(colsum.data() + j, k) + row_eps;
+                      detail::store_n(c + j, k, xsimd::fma(vb2, detail::load_n(c + j, k), vomb2 * cs));
+                  });
                 const T inv_rsum = static_cast<T>(1.0 / rsum);
                 // U_ij = g_ij / √(R_i/ΣR · C_j); padding lanes load C = 1 and g = 0, so U = 0 there.
                 const auto u_row = [&](std::size_t i, std::size_t j, std::size_t k)
@@ -295,24 +295,35 @@ namespace ballast::kernels
                 // Pass 3: clip, momentum, update.
                 for (std::size_t i = 0; i < rows; ++i)
                 {
-                    detail::for_each_batch<T>(0, cols, [&](std::size_t j, std::size_t k)
+                    detail::for_each_batch<T>(0, cols,
+                                              [&](std::size_t j, std::size_t k)
                                               { finish(i * cols + j, k, u_row(i, j, k), inv_denom); });
                 }
             }
             else
             {
-                // Pass 1: v and Σ U² (padding lanes load v = 1 and g = 0, so U = 0 there).
+                // Pass 1: v and Σ U² (padding lanes divide g = 0 by 1, so U = 0 there).
+                constexpr std::size_t L = simd::lanes<T>;
+                alignas(simd::arch::alignment()) T iota[L];
+                for (std::size_t l = 0; l < L; ++l)
+                {
+                    iota[l] = static_cast<T>(l);
+                }
+                const B lane = B::load_aligned(iota);
                 B acc(T(0));
-                detail::for_each_batch<T>(0, n,
-                                          [&](std::size_t i, std::size_t k)
-                                          {
-                                              const B g = detail::load_n(grad + i, k) * gs;
-                                              const B vi = xsimd::fma(vb2, detail::load_n(v + i, k, T(1)),
-                                                                      vomb2 * xsimd::fma(g, g, e1));
-                                              detail::store_n(v + i, k, vi);
-                                              const B u = g / xsimd::sqrt(vi);
-                                              acc = xsimd::fma(u, u, acc);
-                                          });
+                detail::for_each_batch<T>(
+                  0, n,
+                  [&](std::size_t i, std::size_t k)
+                  {
+                      const B g = detail::load_n(grad + i, k) * gs;
+                      const B vi = xsimd::fma(vb2, detail::load_n(v + i, k), vomb2 * xsimd::fma(g, g, e1));
+                      detail::store_n(v + i, k, vi);
+                      const B root = k == L
+                                       ? xsimd::sqrt(vi)
+                                       : xsimd::select(lane < B(static_cast<T>(k)), xsimd::sqrt(vi), B(T(1)));
+                      const B u = g / root;
+                      acc = xsimd::fma(u, u, acc);
+                  });
                 usq = static_cast<double>(simd::reduce_add(acc));
                 const double denom =
                   std::max(1.0, std::sqrt(usq / static_cast<double>(n)) / h.clip_threshold);

@@ -108,7 +108,8 @@ namespace ballast
         struct config_from_settings
         {
             static typename O::config get(const optimizer_config& s) requires(
-              std::is_same_v<typename O::config, adamw_config> || std::is_same_v<typename O::config, lion_config> ||
+              std::is_same_v<typename O::config, adamw_config> ||
+              std::is_same_v<typename O::config, lion_config> ||
               std::is_same_v<typename O::config, sgd_momentum_config> ||
               std::is_same_v<typename O::config, adafactor_config>)
             {
@@ -348,11 +349,15 @@ struct boost::hana::accessors_impl<ballast::optimizer_config>
         using ballast::detail::direct_field;
         using ballast::detail::nested_field;
         return boost::hana::make_tuple(
-          boost::hana::make_pair(BOOST_HANA_STRING("beta1"), nested_field<&S::adamw, &o::adamw_config::beta1>{}),
-          boost::hana::make_pair(BOOST_HANA_STRING("beta2"), nested_field<&S::adamw, &o::adamw_config::beta2>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("beta1"),
+                                 nested_field<&S::adamw, &o::adamw_config::beta1>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("beta2"),
+                                 nested_field<&S::adamw, &o::adamw_config::beta2>{}),
           boost::hana::make_pair(BOOST_HANA_STRING("eps"), nested_field<&S::adamw, &o::adamw_config::eps>{}),
-          boost::hana::make_pair(BOOST_HANA_STRING("lion_beta1"), nested_field<&S::lion, &o::lion_config::beta1>{}),
-          boost::hana::make_pair(BOOST_HANA_STRING("lion_beta2"), nested_field<&S::lion, &o::lion_config::beta2>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("lion_beta1"),
+                                 nested_field<&S::lion, &o::lion_config::beta1>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("lion_beta2"),
+                                 nested_field<&S::lion, &o::lion_config::beta2>{}),
           boost::hana::make_pair(BOOST_HANA_STRING("momentum"),
                                  nested_field<&S::sgd, &o::sgd_momentum_config::momentum>{}),
           boost::hana::make_pair(BOOST_HANA_STRING("weight_decay"), direct_field<&S::weight_decay>{}),

@@ -58,7 +58,8 @@ TEST_CASE("Adafactor's first step is the clipped sign-like update scaled by the 
         BALLAST_CHECK_CLOSE(p[i], p0[i] - alpha * u, double);
     }
     CHECK(ballast::optim::adafactor<>::beta2_at(1, c.adafactor) == 0.0);
-    BALLAST_CHECK_CLOSE(ballast::optim::adafactor<>::beta2_at(32, c.adafactor), 1 - std::pow(32.0, -0.8), double);
+    BALLAST_CHECK_CLOSE(ballast::optim::adafactor<>::beta2_at(32, c.adafactor), 1 - std::pow(32.0, -0.8),
+                        double);
 }
 
 TEST_CASE("Adafactor factors only true matrices", "[train][optimizer][adafactor]")

@@ -28,6 +28,6 @@ TEMPLATE_TEST_CASE("AdamW follows PyTorch step by step, with clipping, LR multip
     SECTION("independent decay (the paper's)")
     {
         ballast::test::replay<optim::adamw<weight_decay::independent>, TestType>("adamw_independent",
-                                                                                  adamw_numbers);
+                                                                                 adamw_numbers);
     }
 }

@@ -43,7 +43,7 @@ namespace ballast::test
         return layout;
     }
 
-    double meta(const io::safetensors_file& f, const std::string& key)
+    inline double meta(const io::safetensors_file& f, const std::string& key)
     {
         const auto it = f.metadata().find(key);
         REQUIRE(it != f.metadata().end());
@@ -51,8 +51,8 @@ namespace ballast::test
     }
 
     template <class T>
-    void read_pair(const io::safetensors_file& f, const param_layout& layout,
-                   const std::string& prefix, std::vector<T>& flat)
+    void read_pair(const io::safetensors_file& f, const param_layout& layout, const std::string& prefix,
+                   std::vector<T>& flat)
     {
         flat.assign(layout.total(), T(0));
         for (const auto& e : layout.entries())
@@ -65,8 +65,8 @@ namespace ballast::test
     /// for a factored second moment (Adafactor), `state.<name>_row.<tensor>` [rows] and
     /// `state.<name>_col.<tensor>` [cols] packed at the start of the tensor's slot, the rest zero.
     template <class T>
-    void read_state(const io::safetensors_file& f, const param_layout& layout,
-                    const std::string& name, std::vector<T>& flat)
+    void read_state(const io::safetensors_file& f, const param_layout& layout, const std::string& name,
+                    std::vector<T>& flat)
     {
         flat.assign(layout.total(), T(0));
         for (const auto& e : layout.entries())
@@ -128,8 +128,7 @@ namespace ballast::test
         {
             CAPTURE(O::state_names[s]);
             read_state(f, layout, std::string(O::state_names[s]), expected);
-            check_all_close(opt.state(s).data(), expected.data(), expected.size(), tol::rel,
-                                           tol::abs);
+            check_all_close(opt.state(s).data(), expected.data(), expected.size(), tol::rel, tol::abs);
         }
         CHECK(opt.steps_taken() == static_cast<std::int64_t>(steps));
     }

@@ -12,12 +12,13 @@ TEMPLATE_TEST_CASE("AdamW with parameter-RMS LR scaling follows PyTorch step by 
     namespace optim = ballast::optim;
     using O = optim::rms_scaled<optim::adamw<ballast::weight_decay::independent>>;
     STATIC_REQUIRE(O::param_rms_scaling);
-    ballast::test::replay<O, TestType>("adamw_rms_scaled",
-                                       [](ballast::optimizer_config& c, const ballast::io::safetensors_file& f)
-                                       {
-                                           c.adamw.beta1 = ballast::test::meta(f, "beta1");
-                                           c.adamw.beta2 = ballast::test::meta(f, "beta2");
-                                           c.adamw.eps = ballast::test::meta(f, "eps");
-                                           c.rms.rms_floor = ballast::test::meta(f, "rms_floor");
-                                       });
+    ballast::test::replay<O, TestType>(
+      "adamw_rms_scaled",
+      [](ballast::optimizer_config& c, const ballast::io::safetensors_file& f)
+      {
+          c.adamw.beta1 = ballast::test::meta(f, "beta1");
+          c.adamw.beta2 = ballast::test::meta(f, "beta2");
+          c.adamw.eps = ballast::test::meta(f, "eps");
+          c.rms.rms_floor = ballast::test::meta(f, "rms_floor");
+      });
 }

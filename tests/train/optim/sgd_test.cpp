@@ -6,8 +6,8 @@
 
 #include "train/optim/replay.hpp"
 
-TEMPLATE_TEST_CASE("SGD with momentum follows PyTorch step by step", "[train][optimizer][sgd][pytorch]", float,
-                   double)
+TEMPLATE_TEST_CASE("SGD with momentum follows PyTorch step by step", "[train][optimizer][sgd][pytorch]",
+                   float, double)
 {
     ballast::test::replay<ballast::optim::sgd_momentum<ballast::weight_decay::coupled>, TestType>(
       "sgd_momentum", [](ballast::optimizer_config& c, const ballast::io::safetensors_file& f)

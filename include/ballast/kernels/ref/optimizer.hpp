@@ -73,10 +73,10 @@ namespace ballast::kernels
     /// Adafactor hyper-parameters for one step (Shazeer & Stern 2018; see `kernels::adafactor_update`).
     struct adafactor_hparams
     {
-        double lr = 1e-2;           ///< α_t: the step size, already multiplied by max(ε2, RMS(θ)) if wanted
-        double beta1 = 0.0;         ///< first-moment decay of the clipped update; 0: no momentum (m = Û)
-        double beta2 = 0.0;         ///< β̂2t of this step (the caller computes 1 − t^(−c)); 0 at t = 1
-        double eps1 = 1e-30;        ///< ε1, added to G² before averaging
+        double lr = 1e-2;    ///< α_t: the step size, already multiplied by max(ε2, RMS(θ)) if wanted
+        double beta1 = 0.0;  ///< first-moment decay of the clipped update; 0: no momentum (m = Û)
+        double beta2 = 0.0;  ///< β̂2t of this step (the caller computes 1 − t^(−c)); 0 at t = 1
+        double eps1 = 1e-30; ///< ε1, added to G² before averaging
         double clip_threshold = 1.0; ///< d: Û = U / max(1, RMS(U)/d)
         double weight_decay = 0.0;
         double grad_scale = 1.0; ///< g ← grad_scale·g before use

@@ -59,8 +59,8 @@ namespace ballast::optim
         {
             constexpr const char* where = "optimizer_config";
             BALLAST_CHECK(beta1 >= 0 && beta1 < 1, where, "adafactor_beta1 must be in [0, 1), got ", beta1);
-            BALLAST_CHECK(decay_rate > 0 && decay_rate <= 1, where, "adafactor_decay_rate must be in (0, 1], got ",
-                          decay_rate);
+            BALLAST_CHECK(decay_rate > 0 && decay_rate <= 1, where,
+                          "adafactor_decay_rate must be in (0, 1], got ", decay_rate);
             BALLAST_CHECK(eps1 >= 0 && std::isfinite(eps1), where, "adafactor_eps1 must be >= 0, got ", eps1);
             BALLAST_CHECK(eps2 > 0 && std::isfinite(eps2), where, "adafactor_eps2 must be > 0, got ", eps2);
             BALLAST_CHECK(clip_threshold > 0, where, "adafactor_clip_threshold must be > 0, got ",

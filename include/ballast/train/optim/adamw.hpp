@@ -93,7 +93,11 @@ namespace ballast::optim
             {
                 const double root = std::sqrt(static_cast<double>(v[i]) / bc2);
                 const double u = (static_cast<double>(m[i]) / bc1) / (root + c.eps);
-                sq += u * u;
+                // u² rounded on its own, never fused with the sum into an FMA: whether the compiler fuses
+                // depends on its inlining and tuning (GCC's Zen tuning avoids FMA in reduction chains), and
+                // the diagnostics must not change bits with the surrounding code.
+                const volatile double u2 = u * u;
+                sq += u2;
                 dominated += root < c.eps ? 1 : 0;
             }
             out.update_rms = std::sqrt(sq / static_cast<double>(a.n));

@@ -38,7 +38,9 @@ namespace ballast::optim
     struct rms_scaled : O
     {
         /// The inner optimizer's numbers and the floor (converts to the inner config).
-        struct config : O::config, rms_scaling_config
+        struct config
+          : O::config
+          , rms_scaling_config
         {
             void validate() const
             {
@@ -59,8 +61,8 @@ namespace ballast::optim
         }
 
         template <class T>
-        static direction_stat direction(std::array<const T*, O::state_names.size()> state, const tensor_step& a,
-                                        const config& c) requires has_direction<O, T>
+        static direction_stat direction(std::array<const T*, O::state_names.size()> state,
+                                        const tensor_step& a, const config& c) requires has_direction<O, T>
         {
             return O::direction(state, a, static_cast<const typename O::config&>(c));
         }

@@ -26,8 +26,8 @@ namespace ballast::optim
 
         void validate() const
         {
-            BALLAST_CHECK(momentum >= 0 && momentum < 1, "optimizer_config", "momentum must be in [0, 1), got ",
-                          momentum);
+            BALLAST_CHECK(momentum >= 0 && momentum < 1, "optimizer_config",
+                          "momentum must be in [0, 1), got ", momentum);
         }
     };
 
