@@ -22,12 +22,14 @@
 #include <ballast/kernels/gelu.hpp>
 #include <ballast/kernels/gemm.hpp>
 #include <ballast/kernels/norm.hpp>
+#include <ballast/kernels/optimizer.hpp>
 #include <ballast/kernels/reduce.hpp>
 #include <ballast/kernels/ref/cross_entropy.hpp>
 #include <ballast/kernels/ref/elementwise.hpp>
 #include <ballast/kernels/ref/gelu.hpp>
 #include <ballast/kernels/ref/gemm.hpp>
 #include <ballast/kernels/ref/norm.hpp>
+#include <ballast/kernels/ref/optimizer.hpp>
 #include <ballast/kernels/ref/reduce.hpp>
 #include <ballast/kernels/ref/soft_cap.hpp>
 #include <ballast/kernels/ref/softmax.hpp>
@@ -57,6 +59,12 @@
 #include <ballast/train/checkpoint.hpp>
 #include <ballast/train/data.hpp>
 #include <ballast/train/metrics_log.hpp>
+#include <ballast/train/optim/adafactor.hpp>
+#include <ballast/train/optim/adamw.hpp>
+#include <ballast/train/optim/common.hpp>
+#include <ballast/train/optim/lion.hpp>
+#include <ballast/train/optim/rms_scaled.hpp>
+#include <ballast/train/optim/sgd.hpp>
 #include <ballast/train/optimizer.hpp>
 #include <ballast/train/run_result.hpp>
 #include <ballast/train/schedule.hpp>

@@ -282,7 +282,7 @@ namespace ballast::study
             const auto warmups = or_default(st.warmups, m_spec.train.warmup);
             const auto wds = or_default(st.weight_decays, m_spec.optimizer.weight_decay);
             const auto coupled_wds = or_default(st.coupled_weight_decays, 0.1);
-            const auto epss = or_default(st.epss, m_spec.optimizer.eps);
+            const auto epss = or_default(st.epss, m_spec.optimizer.adamw.eps);
             const auto steps = or_default(st.step_counts, m_spec.train.steps);
             std::size_t index = 0;
             boost::hana::for_each(m_recipes,
@@ -345,7 +345,7 @@ namespace ballast::study
                                                       : std::string{};
             auto o = m_spec.optimizer;
             o.weight_decay = r.weight_decay;
-            o.eps = r.eps;
+            o.adamw.eps = r.eps;
             return { m, t, o };
         }
 

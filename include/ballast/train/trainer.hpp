@@ -341,7 +341,7 @@ namespace ballast
         /// Thresholds of the early-warning rules (with a diagnostics policy; defaults from the paper).
         void set_warning_config(const warning_config& c)
         {
-            m_warnings = early_warnings(c, m_opt.config().eps);
+            m_warnings = early_warnings(c, m_opt.config().adamw.eps);
         }
 
     private:
@@ -419,7 +419,7 @@ namespace ballast
         std::size_t m_step = 0;
         bool m_initialised = false, m_resumed = false;
         metrics_log m_log;
-        early_warnings m_warnings{ warning_config{}, m_opt.config().eps };
+        early_warnings m_warnings{ warning_config{}, m_opt.config().adamw.eps };
     };
 } // namespace ballast
 
