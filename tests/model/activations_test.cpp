@@ -70,7 +70,8 @@ TEMPLATE_TEST_CASE("the store lays buffers out aligned, disjoint and sliced as t
             }
         }
     }
-    CHECK(ballast::activation_slice_count(ballast::activation_slices::per_residual, s.layers) == s.layers + 1);
+    CHECK(ballast::activation_slice_count(ballast::activation_slices::per_residual, s.layers) ==
+          s.layers + 1);
     CHECK(store.size(ballast::act::capped) > 0);
     auto uncapped = s;
     uncapped.attn_cap = false;
@@ -87,7 +88,7 @@ TEST_CASE("the store is reused while the shape stays and re-laid out when it cha
     logits[0] = 1.5f;
     store.ensure(shape(2, 8, false, 2));
     CHECK(store(ballast::act::logits) == logits);
-    CHECK(logits[0] == 1.5f); // not re-zeroed either
+    CHECK(logits[0] == 1.5f);            // not re-zeroed either
     store.ensure(shape(2, 8, false, 1)); // fewer threads: the larger scratch still serves
     CHECK(store(ballast::act::logits) == logits);
     CHECK(store.dims().threads == 2);

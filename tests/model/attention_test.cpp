@@ -20,7 +20,8 @@ namespace
     using ballast::test::layer_harness;
 
     /// [n][3d] gradient keeping only the column blocks [b0·d, b1·d) of `src` (row stride 3d); zero elsewhere.
-    std::vector<double> blocks_of(const double* src, std::size_t n, std::size_t d, std::size_t b0, std::size_t b1)
+    std::vector<double> blocks_of(const double* src, std::size_t n, std::size_t d, std::size_t b0,
+                                  std::size_t b1)
     {
         std::vector<double> out(n * 3 * d, 0.0);
         for (std::size_t r = 0; r < n; ++r)

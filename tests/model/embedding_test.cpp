@@ -13,8 +13,8 @@
 #include "model/layer_harness.hpp"
 #include "support/gradcheck.hpp"
 
-TEMPLATE_LIST_TEST_CASE("embedding_backward matches central finite differences", "[model][embedding][backward]",
-                        ballast::test::all_policy_sets)
+TEMPLATE_LIST_TEST_CASE("embedding_backward matches central finite differences",
+                        "[model][embedding][backward]", ballast::test::all_policy_sets)
 {
     using ballast::act;
     INFO("policy set " << TestType::name);

@@ -82,9 +82,11 @@ namespace ballast::test
 
         context ctx()
         {
-            return context{ cfg,         batch,         seq,           batch * seq,       cfg.d_model,
-                            cfg.mlp_width(), cfg.vocab, cfg.n_heads,   cfg.head_dim(),    cfg.n_layers,
-                            cfg.norm_eps,    act,       rope,          qk,                diag };
+            return context{ cfg,          batch,        seq,
+                            batch * seq,  cfg.d_model,  cfg.mlp_width(),
+                            cfg.vocab,    cfg.n_heads,  cfg.head_dim(),
+                            cfg.n_layers, cfg.norm_eps, act,
+                            rope,         qk,           diag };
         }
 
         double* param(const std::string& name)
@@ -101,13 +103,13 @@ namespace ballast::test
         layers::block_tensors<Ptr> block(std::size_t l, F lookup)
         {
             const std::string b = "blocks." + std::to_string(l);
-            return { lookup(b + ".attn_norm.scale"),   lookup(b + ".attn_norm.bias"), lookup(b + ".attn.qkv.weight"),
-                     lookup(b + ".attn.qkv.bias"),     lookup(b + ".attn.q_norm.scale"),
-                     lookup(b + ".attn.k_norm.scale"), lookup(b + ".attn.out.weight"),
-                     lookup(b + ".attn.out.bias"),     lookup(b + ".mlp_norm.scale"),
-                     lookup(b + ".mlp_norm.bias"),     lookup(b + ".mlp.up.weight"),
-                     lookup(b + ".mlp.up.bias"),       lookup(b + ".mlp.down.weight"),
-                     lookup(b + ".mlp.down.bias") };
+            return { lookup(b + ".attn_norm.scale"),   lookup(b + ".attn_norm.bias"),
+                     lookup(b + ".attn.qkv.weight"),   lookup(b + ".attn.qkv.bias"),
+                     lookup(b + ".attn.q_norm.scale"), lookup(b + ".attn.k_norm.scale"),
+                     lookup(b + ".attn.out.weight"),   lookup(b + ".attn.out.bias"),
+                     lookup(b + ".mlp_norm.scale"),    lookup(b + ".mlp_norm.bias"),
+                     lookup(b + ".mlp.up.weight"),     lookup(b + ".mlp.up.bias"),
+                     lookup(b + ".mlp.down.weight"),   lookup(b + ".mlp.down.bias") };
         }
         layers::block_tensors<const double*> block_params(std::size_t l)
         {
@@ -121,8 +123,8 @@ namespace ballast::test
         layers::outer_tensors<Ptr> outer(F lookup)
         {
             Ptr head = lookup(P::head::tied ? "embed" : "head.weight");
-            return { lookup("embed"), lookup("pos_embed"), lookup("final_norm.scale"), lookup("final_norm.bias"),
-                     head };
+            return { lookup("embed"), lookup("pos_embed"), lookup("final_norm.scale"),
+                     lookup("final_norm.bias"), head };
         }
         layers::outer_tensors<const double*> outer_params()
         {

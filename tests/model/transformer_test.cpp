@@ -433,8 +433,10 @@ TEST_CASE("named tensors are shaped zero-copy xtensor views over parameters and 
     }
     REQUIRE(sq > 0);
     BALLAST_CHECK_CLOSE(xt::sum(xt::square(g))(), sq, double);
-    // A row of the gradient view is a row of the flat gradient.
-    auto grow = xt::row(model.grad_tensor("blocks.1.mlp.up.weight"), 3);
+    // A row of the gradient view is a row of the flat gradient. (xt::row keeps a reference to its argument:
+    // name the view first, never take a view of the temporary.)
+    auto gv = model.grad_tensor("blocks.1.mlp.up.weight");
+    auto grow = xt::row(gv, 3);
     CHECK(grow(2) == model.gradient("blocks.1.mlp.up.weight")[3 * d + 2]);
 
     CHECK_THROWS_WITH(model.tensor("blocks.9.attn.qkv.weight"), Catch::Contains("no tensor named"));

@@ -28,8 +28,8 @@ namespace ballast
     {
         std::size_t batch = 0, seq = 0; ///< B, T
         std::size_t d = 0, f = 0, v = 0, heads = 0, layers = 0;
-        std::size_t threads = 1;  ///< P: one attention-gradient scratch per OpenMP thread
-        bool attn_cap = false;    ///< the policy set caps attention logits (capped logits are kept)
+        std::size_t threads = 1; ///< P: one attention-gradient scratch per OpenMP thread
+        bool attn_cap = false;   ///< the policy set caps attention logits (capped logits are kept)
         std::size_t rows() const noexcept { return batch * seq; }
 
         bool operator==(const activation_dims&) const = default;
@@ -47,11 +47,35 @@ namespace ballast
     enum class act : std::size_t
     {
         // forward, per block
-        res, mid, a, a_stats, qkv_raw, qkv, qk_stats, probs, capped, att, m, m_stats, up, mlp_act,
+        res,
+        mid,
+        a,
+        a_stats,
+        qkv_raw,
+        qkv,
+        qk_stats,
+        probs,
+        capped,
+        att,
+        m,
+        m_stats,
+        up,
+        mlp_act,
         // forward, output
-        f, f_stats, logits, dlogits, lse, row_loss,
+        f,
+        f_stats,
+        logits,
+        dlogits,
+        lse,
+        row_loss,
         // backward scratch
-        dres, dtmp, datt, dqkv, dqkv_raw, dup, dscratch,
+        dres,
+        dtmp,
+        datt,
+        dqkv,
+        dqkv_raw,
+        dup,
+        dscratch,
         count_
     };
 
@@ -136,7 +160,12 @@ namespace ballast
         return activation_slice_count(b.slices, s.layers) * b.slice_elements(s);
     }
 
-    /// Elements of every buffer at `s` (without alignment padding): the memory formula.
+    /// Elements of every buffer at `s` (without alignment padding): the memory formula. Summed over the
+    /// table, with c = 2 with an attention soft-cap else 1, it is (tests/model/activations_test.cpp)
+    ///
+    ///       L·(11·N·d + 2·N·F + 4·N + 4·H·N + c·B·H·T²)   per block: residuals, norms, qkv, attention, MLP
+    ///     + 2·N·d + 2·N·V + 4·N                          final residual and norm, logits and dlogits, log Z
+    ///     + 9·N·d + N·F + P·T²                           backward scratch
     inline std::size_t activation_elements(const activation_dims& s) noexcept
     {
         std::size_t total = 0;

@@ -57,7 +57,8 @@ namespace ballast::layers
         T* qk_stats = c.act(act::qk_stats, l);
         const T* qkv_raw = c.act(act::qkv_raw, l);
         QK::forward(qkv, qk_stats, qk_stats + hn, qkv_raw, w.q_scale, ld, n, H, dh, c.qk);
-        QK::forward(qkv + d, qk_stats + 2 * hn, qk_stats + 3 * hn, qkv_raw + d, w.k_scale, ld, n, H, dh, c.qk);
+        QK::forward(qkv + d, qk_stats + 2 * hn, qk_stats + 3 * hn, qkv_raw + d, w.k_scale, ld, n, H, dh,
+                    c.qk);
         Position::rotate(qkv, ld, c.batch, c.seq, H, dh, c.rope, false);
         Position::rotate(qkv + d, ld, c.batch, c.seq, H, dh, c.rope, false);
     }
@@ -78,7 +79,8 @@ namespace ballast::layers
         const T* qk_stats = c.act(act::qk_stats, l);
         Position::rotate(dqkv, ld, c.batch, c.seq, H, dh, c.rope, true);
         Position::rotate(dqkv + d, ld, c.batch, c.seq, H, dh, c.rope, true);
-        QK::backward(dqkv_raw, g.q_scale, dqkv, qkv_raw, w.q_scale, qk_stats, qk_stats + hn, ld, n, H, dh, c.qk);
+        QK::backward(dqkv_raw, g.q_scale, dqkv, qkv_raw, w.q_scale, qk_stats, qk_stats + hn, ld, n, H, dh,
+                     c.qk);
         QK::backward(dqkv_raw + d, g.k_scale, dqkv + d, qkv_raw + d, w.k_scale, qk_stats + 2 * hn,
                      qk_stats + 3 * hn, ld, n, H, dh, c.qk);
     }
@@ -292,8 +294,8 @@ namespace ballast::layers
         }
         kernels::gemm(kernels::gemm_layout::nn, n, d, 3 * d, dqkv_raw, 3 * d, w.qkv_w, d, T(0), dtmp, d);
         BALLAST_PROFILE_MARK("norm");
-        P::norm::backward(dtmp, d, g.attn_scale, g.attn_bias, dtmp, d, x, d, w.attn_scale, a_stats, a_stats + n,
-                          n, d);
+        P::norm::backward(dtmp, d, g.attn_scale, g.attn_bias, dtmp, d, x, d, w.attn_scale, a_stats,
+                          a_stats + n, n, d);
         BALLAST_PROFILE_MARK("residual");
         kernels::axpy(dres, dtmp, T(1), n * d); // dres = d loss / d x[l]
     }

@@ -51,8 +51,8 @@ namespace ballast::layers
                      {
                          for (std::size_t r = 0; r < n; ++r)
                          {
-                             kernels::axpy(dE + static_cast<std::size_t>(tokens[r]) * d + c0, dres + r * d + c0,
-                                           T(1), c1 - c0);
+                             kernels::axpy(dE + static_cast<std::size_t>(tokens[r]) * d + c0,
+                                           dres + r * d + c0, T(1), c1 - c0);
                          }
                      });
     }

@@ -62,8 +62,8 @@ namespace ballast::layers
         template <class F>
         auto map(F f) const -> block_tensors<decltype(f(attn_scale))>
         {
-            return { f(attn_scale), f(attn_bias), f(qkv_w),     f(qkv_b),    f(q_scale), f(k_scale), f(out_w),
-                     f(out_b),      f(mlp_scale), f(mlp_bias), f(up_w),     f(up_b),    f(down_w),  f(down_b) };
+            return { f(attn_scale), f(attn_bias), f(qkv_w),    f(qkv_b), f(q_scale), f(k_scale), f(out_w),
+                     f(out_b),      f(mlp_scale), f(mlp_bias), f(up_w),  f(up_b),    f(down_w),  f(down_b) };
         }
     };
 

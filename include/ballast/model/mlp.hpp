@@ -83,8 +83,8 @@ namespace ballast::layers
         }
         kernels::gemm(kernels::gemm_layout::nn, n, d, f, dup, f, w.up_w, d, T(0), dtmp, d);
         BALLAST_PROFILE_MARK("norm");
-        P::norm::backward(dtmp, d, g.mlp_scale, g.mlp_bias, dtmp, d, mid, d, w.mlp_scale, m_stats, m_stats + n,
-                          n, d);
+        P::norm::backward(dtmp, d, g.mlp_scale, g.mlp_bias, dtmp, d, mid, d, w.mlp_scale, m_stats,
+                          m_stats + n, n, d);
         BALLAST_PROFILE_MARK("residual");
         kernels::axpy(dres, dtmp, T(1), n * d); // dres = d loss / d mid
     }

@@ -42,17 +42,17 @@ namespace ballast::layers
         const T* lse = c.act(act::lse);
         const T* row_loss = c.act(act::row_loss);
         BALLAST_PROFILE_MARK("norm");
-        P::norm::forward(fo, d, f_stats, f_stats + n, c.act(act::res, c.layers), d, w.final_scale, w.final_bias,
-                         n, d, c.eps);
+        P::norm::forward(fo, d, f_stats, f_stats + n, c.act(act::res, c.layers), d, w.final_scale,
+                         w.final_bias, n, d, c.eps);
         BALLAST_PROFILE_MARK("head");
         kernels::gemm(kernels::gemm_layout::nt, n, v, d, fo, d, w.head, d, T(0), logits, v);
         BALLAST_PROFILE_MARK("loss");
         P::output_cap::forward(logits, n * v, c.cfg.output_soft_cap);
 
         const double coef = P::output_loss::zloss_coef(c.cfg);
-        kernels::cross_entropy_rows(c.act(act::row_loss), c.act(act::lse), want_grad ? c.act(act::dlogits) : nullptr,
-                                    logits, targets.data(), static_cast<T>(1.0 / static_cast<double>(n)),
-                                    static_cast<T>(coef), n, v, v);
+        kernels::cross_entropy_rows(
+          c.act(act::row_loss), c.act(act::lse), want_grad ? c.act(act::dlogits) : nullptr, logits,
+          targets.data(), static_cast<T>(1.0 / static_cast<double>(n)), static_cast<T>(coef), n, v, v);
         double total = 0, zsum = 0;
         for (std::size_t r = 0; r < n; ++r) // fixed order: deterministic
         {
@@ -79,7 +79,8 @@ namespace ballast::layers
     /// tied head, added to the embedding gradient (which must be zeroed before); the final norm's
     /// gradients accumulate.
     template <policy_set P, class T, class Diag>
-    void output_backward(pass_context<P, T, Diag>& c, const outer_tensors<const T*>& w, const outer_tensors<T*>& g)
+    void output_backward(pass_context<P, T, Diag>& c, const outer_tensors<const T*>& w,
+                         const outer_tensors<T*>& g)
     {
         const std::size_t n = c.n, d = c.d, v = c.v;
         T* dlogits = c.act(act::dlogits);
@@ -88,12 +89,12 @@ namespace ballast::layers
         BALLAST_PROFILE_MARK("loss");
         P::output_cap::backward(dlogits, c.act(act::logits), n * v, c.cfg.output_soft_cap);
         BALLAST_PROFILE_MARK("head");
-        kernels::gemm(kernels::gemm_layout::tn, v, d, n, dlogits, v, c.act(act::f), d, P::head::tied ? T(1) : T(0),
-                      g.head, d); // a tied head adds to the embedding gradient
+        kernels::gemm(kernels::gemm_layout::tn, v, d, n, dlogits, v, c.act(act::f), d,
+                      P::head::tied ? T(1) : T(0), g.head, d); // a tied head adds to the embedding gradient
         kernels::gemm(kernels::gemm_layout::nn, n, d, v, dlogits, v, w.head, d, T(0), dtmp, d);
         BALLAST_PROFILE_MARK("norm");
-        P::norm::backward(c.act(act::dres), d, g.final_scale, g.final_bias, dtmp, d, c.act(act::res, c.layers), d,
-                          w.final_scale, f_stats, f_stats + n, n, d);
+        P::norm::backward(c.act(act::dres), d, g.final_scale, g.final_bias, dtmp, d,
+                          c.act(act::res, c.layers), d, w.final_scale, f_stats, f_stats + n, n, d);
     }
 } // namespace ballast::layers
 

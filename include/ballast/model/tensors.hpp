@@ -119,7 +119,7 @@ namespace ballast
             {
                 scale = add(prefix + ".scale", { d }, policies::param_role::scale, 0, layer);
             }
-            if constexpr (P::norm::P::bias::enabled)
+            if constexpr (P::norm::has_bias)
             {
                 bias = add(prefix + ".bias", { d }, policies::param_role::bias, 0, layer);
             }

@@ -20,6 +20,8 @@
 /// training step allocates nothing.
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -56,6 +58,7 @@
 #include <ballast/model/output.hpp>
 #include <ballast/model/parameters.hpp>
 #include <ballast/model/recorder.hpp>
+#include <ballast/model/tensors.hpp>
 #include <ballast/policies/policy_set.hpp>
 
 namespace ballast
@@ -97,14 +100,14 @@ namespace ballast
           : m_cfg(validated(cfg))
           , m_rope(Position::template make_state<T>(m_cfg))
           , m_qk(QK::template make_state<T>(m_cfg))
+          , m_tensors(m_cfg)
         {
-            build_layout();
-            m_params.assign(m_layout.total(), T(0));
-            m_grads.assign(m_layout.total(), T(0));
+            m_params.assign(m_tensors.layout().total(), T(0));
+            m_grads.assign(m_tensors.layout().total(), T(0));
         }
 
         const model_config& config() const noexcept { return m_cfg; }
-        const param_layout& layout() const noexcept { return m_layout; }
+        const param_layout& layout() const noexcept { return m_tensors.layout(); }
         static constexpr std::string_view policy_set_name() noexcept { return P::name; }
 
         /// The flat parameter and gradient buffers (layout().total() elements; padding stays 0).
@@ -116,19 +119,20 @@ namespace ballast
         /// One named tensor of the parameters / gradients, flat.
         std::span<T> parameter(std::string_view name)
         {
-            const auto& e = m_layout.at(name);
+            const auto& e = m_tensors.layout().at(name);
             return { m_params.data() + e.offset, e.size };
         }
         std::span<T> gradient(std::string_view name)
         {
-            const auto& e = m_layout.at(name);
+            const auto& e = m_tensors.layout().at(name);
             return { m_grads.data() + e.offset, e.size };
         }
 
         /// One named tensor of the parameters / gradients as a shaped xtensor view over the flat buffer
         /// (shape as in layout(), e.g. [3d, d] for "blocks.0.attn.qkv.weight"), usable in xtensor
         /// expressions. Zero-copy: valid as long as the model lives. Throws ballast::error for an unknown
-        /// name.
+        /// name. xtensor views (xt::view, xt::row) hold a reference to their argument: keep the returned
+        /// view in a variable before viewing into it.
         tensor_view<T> tensor(std::string_view name) { return view(m_params.data(), name); }
         tensor_view<const T> tensor(std::string_view name) const { return view(m_params.data(), name); }
         tensor_view<T> grad_tensor(std::string_view name) { return view(m_grads.data(), name); }
@@ -137,47 +141,7 @@ namespace ballast
         /// Initialise every parameter from `seed` as the parameterisation prescribes (docs/model.md):
         /// each tensor draws from its own stream (seed, tensor index), so the result does not depend on
         /// the thread count or on other tensors' sizes.
-        void init(std::uint64_t seed)
-        {
-            std::ranges::fill(m_params, T(0));
-            const auto& entries = m_layout.entries();
-            for (std::size_t i = 0; i < entries.size(); ++i)
-            {
-                const auto& e = entries[i];
-                T* p = m_params.data() + e.offset;
-                splitmix64 rng(seed, i);
-                switch (e.role)
-                {
-                    case policies::param_role::scale:
-                        std::fill_n(p, e.size, T(1));
-                        break;
-                    case policies::param_role::bias:
-                        break;
-                    case policies::param_role::embedding:
-                    case policies::param_role::position:
-                        for (std::size_t j = 0; j < e.size; ++j)
-                        {
-                            p[j] = static_cast<T>(e.init_std * rng.normal());
-                        }
-                        break;
-                    case policies::param_role::matrix:
-                    case policies::param_role::head:
-                        for (std::size_t j = 0; j < e.size; ++j)
-                        {
-                            p[j] = static_cast<T>(e.init_std * rng.truncated_normal() / truncated_normal_std);
-                        }
-                        break;
-                }
-            }
-            if constexpr (Param::zero_queries)
-            {
-                const std::size_t d = m_cfg.d_model;
-                for (const auto& b : m_blocks)
-                {
-                    std::fill_n(m_params.data() + b.qkv_w, d * d, T(0)); // rows [0, d) of [3d, d] produce q
-                }
-            }
-        }
+        void init(std::uint64_t seed) { m_tensors.init(m_params, seed); }
 
         /// Forward pass without gradients: returns the loss; logits() and log_z() are valid afterwards.
         /// tokens and targets are [batch][seq] row-major; ids must be in [0, vocab).
@@ -227,7 +191,7 @@ namespace ballast
         void save(const std::filesystem::path& path) const
         {
             io::safetensors_writer w;
-            for (const auto& e : m_layout.entries())
+            for (const auto& e : m_tensors.layout().entries())
             {
                 w.add<T>(e.name, std::span<const std::size_t>(e.shape), m_params.data() + e.offset);
             }
@@ -243,9 +207,9 @@ namespace ballast
 
         void load(const io::safetensors_file& f)
         {
-            const auto names = m_layout.names();
+            const auto names = m_tensors.layout().names();
             f.require_exactly(names);
-            for (const auto& e : m_layout.entries())
+            for (const auto& e : m_tensors.layout().entries())
             {
                 f.read<T>(e.name, std::span<const std::size_t>(e.shape), m_params.data() + e.offset);
             }
@@ -264,124 +228,10 @@ namespace ballast
         }
 
     private:
-        // ------------------------------------------------------------------------------------------------
-        // Layout
-
-        using block_offsets = layers::block_tensors<std::size_t>;
-        using outer_offsets = layers::outer_tensors<std::size_t>;
-
-        static block_offsets absent_block()
-        {
-            return block_offsets{}.map([](std::size_t) { return npos; });
-        }
-
         static model_config validated(const model_config& cfg)
         {
             cfg.validate();
             return cfg;
-        }
-
-        std::size_t add(std::string name, std::vector<std::size_t> shape, policies::param_role role,
-                        std::size_t fan_in, std::size_t layer)
-        {
-            param_entry e;
-            e.name = std::move(name);
-            e.shape = std::move(shape);
-            e.role = role;
-            e.fan_in = fan_in;
-            e.layer = layer;
-            e.init_std = Param::init_std(role, fan_in, m_cfg);
-            e.lr_multiplier = Param::lr_multiplier(role, fan_in, m_cfg);
-            const std::size_t idx = m_layout.add(std::move(e), param_layout::align_elems<T>);
-            return m_layout.entries()[idx].offset;
-        }
-
-        void add_norm(const std::string& prefix, std::size_t layer, std::size_t& scale, std::size_t& bias)
-        {
-            const std::size_t d = m_cfg.d_model;
-            if constexpr (Norm::has_scale)
-            {
-                scale = add(prefix + ".scale", { d }, policies::param_role::scale, 0, layer);
-            }
-            if constexpr (Norm::has_bias)
-            {
-                bias = add(prefix + ".bias", { d }, policies::param_role::bias, 0, layer);
-            }
-        }
-
-        void build_layout()
-        {
-            using policies::param_role;
-            const std::size_t d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab, L = m_cfg.n_layers;
-            m_outer.embed = add("embed", { v, d }, param_role::embedding, 0, L);
-            if constexpr (Position::has_table)
-            {
-                m_outer.pos = add("pos_embed", { m_cfg.context, d }, param_role::position, 0, L);
-            }
-            m_blocks.assign(L, absent_block());
-            const std::size_t qk_size = QK::scale_size(d, m_cfg.head_dim());
-            for (std::size_t l = 0; l < L; ++l)
-            {
-                auto& b = m_blocks[l];
-                const std::string p = "blocks." + std::to_string(l);
-                add_norm(p + ".attn_norm", l, b.attn_scale, b.attn_bias);
-                b.qkv_w = add(p + ".attn.qkv.weight", { 3 * d, d }, param_role::matrix, d, l);
-                if constexpr (has_bias)
-                {
-                    b.qkv_b = add(p + ".attn.qkv.bias", { 3 * d }, param_role::bias, 0, l);
-                }
-                if (qk_size > 0)
-                {
-                    b.q_scale = add(p + ".attn.q_norm.scale", { qk_size }, param_role::scale, 0, l);
-                    b.k_scale = add(p + ".attn.k_norm.scale", { qk_size }, param_role::scale, 0, l);
-                }
-                b.out_w = add(p + ".attn.out.weight", { d, d }, param_role::matrix, d, l);
-                if constexpr (has_bias)
-                {
-                    b.out_b = add(p + ".attn.out.bias", { d }, param_role::bias, 0, l);
-                }
-                add_norm(p + ".mlp_norm", l, b.mlp_scale, b.mlp_bias);
-                b.up_w = add(p + ".mlp.up.weight", { f, d }, param_role::matrix, d, l);
-                if constexpr (has_bias)
-                {
-                    b.up_b = add(p + ".mlp.up.bias", { f }, param_role::bias, 0, l);
-                }
-                b.down_w = add(p + ".mlp.down.weight", { d, f }, param_role::matrix, f, l);
-                if constexpr (has_bias)
-                {
-                    b.down_b = add(p + ".mlp.down.bias", { d }, param_role::bias, 0, l);
-                }
-            }
-            add_norm("final_norm", L, m_outer.final_scale, m_outer.final_bias);
-            if constexpr (!tied)
-            {
-                m_outer.head = add("head.weight", { v, d }, param_role::head, d, L);
-            }
-            else
-            {
-                m_outer.head = m_outer.embed;
-            }
-            // Gradients backward accumulates into (norms, biases, embeddings, qk scales, a tied head) are
-            // zeroed before each backward pass; the block matrices and an untied head are written whole by
-            // one GEMM each (beta = 0) and need no zeroing (~all of the buffer: at GPT-2 size the zeroing
-            // pass was 0.5 GB of stores per step).
-            std::vector<std::size_t> overwritten;
-            for (const auto& b : m_blocks)
-            {
-                overwritten.insert(overwritten.end(), { b.qkv_w, b.out_w, b.up_w, b.down_w });
-            }
-            if constexpr (!tied)
-            {
-                overwritten.push_back(m_outer.head);
-            }
-            m_accumulated_grads.clear();
-            for (const auto& e : m_layout.entries())
-            {
-                if (std::ranges::find(overwritten, e.offset) == overwritten.end())
-                {
-                    m_accumulated_grads.push_back(&e - m_layout.entries().data());
-                }
-            }
         }
 
         // ------------------------------------------------------------------------------------------------
@@ -406,29 +256,39 @@ namespace ballast
 
         context make_context(std::size_t batch, std::size_t seq)
         {
-            return context{ m_cfg,          batch,           seq,
-                            batch * seq,    m_cfg.d_model,   m_cfg.mlp_width(),
-                            m_cfg.vocab,    m_cfg.n_heads,   m_cfg.head_dim(),
-                            m_cfg.n_layers, static_cast<T>(m_cfg.norm_eps), m_act,
-                            m_rope,         m_qk,            m_diag };
+            return context{ m_cfg,
+                            batch,
+                            seq,
+                            batch * seq,
+                            m_cfg.d_model,
+                            m_cfg.mlp_width(),
+                            m_cfg.vocab,
+                            m_cfg.n_heads,
+                            m_cfg.head_dim(),
+                            m_cfg.n_layers,
+                            static_cast<T>(m_cfg.norm_eps),
+                            m_act,
+                            m_rope,
+                            m_qk,
+                            m_diag };
         }
 
         /// Parameter / gradient pointers of block l and of the non-block tensors (null when absent).
         layers::block_tensors<const T*> block_params(std::size_t l) const
         {
-            return m_blocks[l].map([this](std::size_t off) { return p(off); });
+            return m_tensors.block(l).map([this](std::size_t off) { return p(off); });
         }
         layers::block_tensors<T*> block_grads(std::size_t l)
         {
-            return m_blocks[l].map([this](std::size_t off) { return g(off); });
+            return m_tensors.block(l).map([this](std::size_t off) { return g(off); });
         }
         layers::outer_tensors<const T*> outer_params() const
         {
-            return m_outer.map([this](std::size_t off) { return p(off); });
+            return m_tensors.outer().map([this](std::size_t off) { return p(off); });
         }
         layers::outer_tensors<T*> outer_grads()
         {
-            return m_outer.map([this](std::size_t off) { return g(off); });
+            return m_tensors.outer().map([this](std::size_t off) { return g(off); });
         }
 
         loss_parts run_forward(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets,
@@ -456,7 +316,8 @@ namespace ballast
                     if (m_diag.recording)
                     {
                         BALLAST_PROFILE_MARK("diagnostics");
-                        m_diag.record_layer(l, batch, seq, m_cfg.n_heads, m_cfg.d_model, m_act(act::res, l + 1));
+                        m_diag.record_layer(l, batch, seq, m_cfg.n_heads, m_cfg.d_model,
+                                            m_act(act::res, l + 1));
                     }
                 }
             }
@@ -469,9 +330,10 @@ namespace ballast
         void run_backward(std::span<const std::int32_t> tokens)
         {
             BALLAST_PROFILE_MARK("grad_zero");
-            for (const std::size_t i : m_accumulated_grads) // the other tensors are overwritten below
+            for (const std::size_t i :
+                 m_tensors.accumulated_grads()) // the other tensors are overwritten below
             {
-                const auto& e = m_layout.entries()[i];
+                const auto& e = m_tensors.layout().entries()[i];
                 kernels::fill(m_grads.data() + e.offset, T(0), e.size);
             }
             auto c = make_context(m_act.dims().batch, m_act.dims().seq);
@@ -496,7 +358,7 @@ namespace ballast
         template <class U>
         tensor_view<U> view(U* base, std::string_view name) const
         {
-            const auto& e = m_layout.at(name);
+            const auto& e = m_tensors.layout().at(name);
             return xt::adapt(base + e.offset, e.size, xt::no_ownership(), e.shape);
         }
 
@@ -526,12 +388,8 @@ namespace ballast
         model_config m_cfg;
         typename Position::template state<T> m_rope;
         typename QK::template state<T> m_qk;
-        param_layout m_layout;
-        std::vector<block_offsets> m_blocks;
-        outer_offsets m_outer = outer_offsets{}.map([](std::size_t) { return npos; });
+        model_tensors<P, T> m_tensors;
         aligned_vector<T> m_params, m_grads;
-        /// Layout entries backward accumulates into, zeroed before each pass (build_layout).
-        std::vector<std::size_t> m_accumulated_grads;
         activation_store<T> m_act;
         std::size_t m_n = 0;
         [[no_unique_address]] diagnostics::recorder_for<T, Diag> m_diag;
