@@ -82,11 +82,21 @@ namespace ballast::test
 
         context ctx()
         {
-            return context{ cfg,          batch,        seq,
-                            batch * seq,  cfg.d_model,  cfg.mlp_width(),
-                            cfg.vocab,    cfg.n_heads,  cfg.head_dim(),
-                            cfg.n_layers, cfg.norm_eps, act,
-                            rope,         qk,           diag };
+            return context{ .cfg = cfg,
+                            .batch = batch,
+                            .seq = seq,
+                            .n = batch * seq,
+                            .d = cfg.d_model,
+                            .f = cfg.mlp_width(),
+                            .v = cfg.vocab,
+                            .heads = cfg.n_heads,
+                            .head_dim = cfg.head_dim(),
+                            .layers = cfg.n_layers,
+                            .eps = cfg.norm_eps,
+                            .act = act,
+                            .rope = rope,
+                            .qk = qk,
+                            .diag = diag };
         }
 
         double* param(const std::string& name)

@@ -35,19 +35,6 @@ namespace ballast::layers
         const typename P::position::template state<T>& rope;
         const typename P::qk::template state<T>& qk;
         diagnostics::recorder_for<T, Diag>& diag;
-
-        /// True on a recording pass of a model with diagnostics (constant false without).
-        bool recording() const noexcept
-        {
-            if constexpr (Diag::enabled)
-            {
-                return diag.recording;
-            }
-            else
-            {
-                return false;
-            }
-        }
     };
 
     /// The tensors of one block as `Ptr` (const T* for parameters, T* for gradients; absent tensors are

@@ -28,8 +28,6 @@ namespace ballast::diagnostics
         aligned_vector<T> row_max, row_entropy, q_norm, k_norm; // per (batch, head, row) / (token, head)
         std::vector<double> pair_cos;                           // per (batch, head): Σ cos over causal pairs
 
-        bool active() const noexcept { return recording; }
-
         void prepare(std::size_t batch, std::size_t seq, std::size_t heads, std::size_t layers)
         {
             row_max.resize(batch * heads * seq);
@@ -145,7 +143,6 @@ namespace ballast::diagnostics
     /// Without diagnostics: no state. Layers test Diag::enabled before touching a recorder.
     struct no_recorder
     {
-        static constexpr bool active() noexcept { return false; }
     };
 
     /// The recorder a model with diagnostics policy Diag keeps.

@@ -256,21 +256,21 @@ namespace ballast
 
         context make_context(std::size_t batch, std::size_t seq)
         {
-            return context{ m_cfg,
-                            batch,
-                            seq,
-                            batch * seq,
-                            m_cfg.d_model,
-                            m_cfg.mlp_width(),
-                            m_cfg.vocab,
-                            m_cfg.n_heads,
-                            m_cfg.head_dim(),
-                            m_cfg.n_layers,
-                            static_cast<T>(m_cfg.norm_eps),
-                            m_act,
-                            m_rope,
-                            m_qk,
-                            m_diag };
+            return context{ .cfg = m_cfg,
+                            .batch = batch,
+                            .seq = seq,
+                            .n = batch * seq,
+                            .d = m_cfg.d_model,
+                            .f = m_cfg.mlp_width(),
+                            .v = m_cfg.vocab,
+                            .heads = m_cfg.n_heads,
+                            .head_dim = m_cfg.head_dim(),
+                            .layers = m_cfg.n_layers,
+                            .eps = static_cast<T>(m_cfg.norm_eps),
+                            .act = m_act,
+                            .rope = m_rope,
+                            .qk = m_qk,
+                            .diag = m_diag };
         }
 
         /// Parameter / gradient pointers of block l and of the non-block tensors (null when absent).
