@@ -35,9 +35,17 @@
 #include <ballast/kernels/ref/softmax.hpp>
 #include <ballast/kernels/soft_cap.hpp>
 #include <ballast/kernels/softmax.hpp>
+#include <ballast/model/activations.hpp>
+#include <ballast/model/attention.hpp>
 #include <ballast/model/config.hpp>
 #include <ballast/model/diagnostics.hpp>
+#include <ballast/model/embedding.hpp>
+#include <ballast/model/layer.hpp>
+#include <ballast/model/mlp.hpp>
+#include <ballast/model/output.hpp>
 #include <ballast/model/parameters.hpp>
+#include <ballast/model/recorder.hpp>
+#include <ballast/model/tensors.hpp>
 #include <ballast/model/transformer.hpp>
 #include <ballast/policies/attention.hpp>
 #include <ballast/policies/norm.hpp>
