@@ -34,7 +34,6 @@
 #include <boost/hana/second.hpp>
 #include <boost/hana/string.hpp>
 #include <nlohmann/json.hpp>
-#include <omp.h>
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
@@ -219,7 +218,7 @@ namespace ballast
         {
             const std::size_t n = batch * seq, d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab,
                               h = m_cfg.n_heads, l = m_cfg.n_layers;
-            const std::size_t threads = static_cast<std::size_t>(omp_get_max_threads());
+            const std::size_t threads = static_cast<std::size_t>(num_threads());
             const std::size_t c = AttnCap::active ? 2 : 1;
             return l * (11 * n * d + 2 * n * f + 4 * n + 4 * h * n + c * batch * h * seq * seq) + 2 * n * d +
                    2 * n * v + 4 * n + 9 * n * d + n * f + threads * seq * seq;
@@ -416,7 +415,7 @@ namespace ballast
 
         void ensure_shape(std::size_t batch, std::size_t seq)
         {
-            const std::size_t threads = static_cast<std::size_t>(omp_get_max_threads());
+            const std::size_t threads = static_cast<std::size_t>(num_threads());
             if (m_act.batch == batch && m_act.seq == seq && m_act.dscratch.size() >= threads * seq * seq)
             {
                 return;
@@ -706,9 +705,11 @@ namespace ballast
                     head_norms(qkv, ld, batch * seq, H, dh, m_diag.q_norm.data(), m_diag.k_norm.data());
                 }
             }
-#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
-            for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
+            // One chunk per (batch, head) pair, handed out dynamically; each pair writes only its own
+            // outputs (and its worker's scratch), so any assignment of pairs to threads gives the same bits.
+            const auto pair_body = [&](std::size_t pair, [[maybe_unused]] std::size_t worker)
             {
+                const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(pair);
                 const std::size_t bi = static_cast<std::size_t>(bh) / H, h = static_cast<std::size_t>(bh) % H;
                 const T* q = qkv + bi * seq * ld + h * dh;
                 const T* k = q + d;
@@ -750,6 +751,17 @@ namespace ballast
                     const std::size_t i1 = std::min(seq, i0 + attention_panel);
                     kernels::gemm(kernels::gemm_layout::nn, i1 - i0, dh, i1, z + i0 * seq, seq, vv, ld, T(0),
                                   att + (bi * seq + i0) * d + h * dh, d);
+                }
+            };
+            if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
+            {
+                parallel_chunks(static_cast<std::size_t>(pairs), pair_body);
+            }
+            else
+            {
+                for (std::size_t pair = 0; pair < static_cast<std::size_t>(pairs); ++pair)
+                {
+                    pair_body(pair, 0);
                 }
             }
         }
@@ -892,9 +904,11 @@ namespace ballast
                     head_norms(qkv, ld, batch * seq, H, dh, m_diag.q_norm.data(), m_diag.k_norm.data());
                 }
             }
-#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
-            for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
+            // One chunk per (batch, head) pair, handed out dynamically; each pair writes only its own
+            // outputs (and its worker's scratch), so any assignment of pairs to threads gives the same bits.
+            const auto pair_body = [&](std::size_t pair, [[maybe_unused]] std::size_t worker)
             {
+                const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(pair);
                 const std::size_t bi = static_cast<std::size_t>(bh) / H, h = static_cast<std::size_t>(bh) % H;
                 const std::size_t row0 = bi * seq;
                 const T* q = qkv + row0 * ld + h * dh;
@@ -902,7 +916,7 @@ namespace ballast
                 const T* vv = qkv_raw + row0 * ld + 2 * d + h * dh;
                 const T* prob = probs + static_cast<std::size_t>(bh) * tt;
                 const T* dout = datt + row0 * d + h * dh;
-                T* dz = scratch + static_cast<std::size_t>(omp_get_thread_num()) * tt;
+                T* dz = scratch + static_cast<std::size_t>(worker) * tt;
                 T* dq = dqkv + row0 * ld + h * dh;
                 T* dk = dq + d;
                 T* dv = dqkv_raw + row0 * ld + 2 * d + h * dh;
@@ -932,6 +946,17 @@ namespace ballast
                                   dq + i0 * ld, ld); // dQ = dZ·K
                     kernels::gemm(kernels::gemm_layout::tn, i1 - i0, dh, seq - i0, dz + i0 * seq + i0, seq,
                                   q + i0 * ld, ld, T(0), dk + i0 * ld, ld); // dK = dZᵀ·Q, keys [i0, i1)
+                }
+            };
+            if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
+            {
+                parallel_chunks(static_cast<std::size_t>(pairs), pair_body);
+            }
+            else
+            {
+                for (std::size_t pair = 0; pair < static_cast<std::size_t>(pairs); ++pair)
+                {
+                    pair_body(pair, 0);
                 }
             }
         }
