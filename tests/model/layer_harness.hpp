@@ -75,7 +75,7 @@ namespace ballast::test
             s.v = cfg.vocab;
             s.heads = cfg.n_heads;
             s.layers = cfg.n_layers;
-            s.threads = static_cast<std::size_t>(omp_get_max_threads());
+            s.threads = static_cast<std::size_t>(ballast::num_threads());
             s.attn_cap = P::attention_cap::active;
             act.ensure(s);
         }

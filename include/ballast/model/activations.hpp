@@ -13,7 +13,7 @@
 /// and docs/model.md lists the same rows. A new activation is one enumerator and one row here.
 ///
 /// Dims legend: B batch, T sequence length, N = B·T rows, d width, F MLP width, V vocab, H heads,
-/// L layers, P OpenMP threads.
+/// L layers, P threads (core/parallel.hpp).
 
 #include <array>
 #include <cstddef>
@@ -28,7 +28,7 @@ namespace ballast
     {
         std::size_t batch = 0, seq = 0; ///< B, T
         std::size_t d = 0, f = 0, v = 0, heads = 0, layers = 0;
-        std::size_t threads = 1; ///< P: one attention-gradient scratch per OpenMP thread
+        std::size_t threads = 1; ///< P: one attention-gradient scratch per thread of the team
         bool attn_cap = false;   ///< the policy set caps attention logits (capped logits are kept)
         std::size_t rows() const noexcept { return batch * seq; }
 

@@ -14,8 +14,8 @@
 #include <algorithm>
 #include <cstddef>
 
-#include <omp.h>
 
+#include <ballast/core/parallel.hpp>
 #include <ballast/core/profile.hpp>
 #include <ballast/kernels/elementwise.hpp>
 #include <ballast/kernels/gemm.hpp>
@@ -111,9 +111,11 @@ namespace ballast::layers
                 c.diag.head_norms(qkv, ld, batch * seq, H, dh);
             }
         }
-#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
-        for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
+        // One chunk per (batch, head) pair, handed out dynamically; each pair writes only its own
+        // outputs (and its worker's scratch), so any assignment of pairs to threads gives the same bits.
+        const auto pair_body = [&](std::size_t pair, [[maybe_unused]] std::size_t worker)
         {
+            const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(pair);
             const std::size_t bi = static_cast<std::size_t>(bh) / H, h = static_cast<std::size_t>(bh) % H;
             const T* q = qkv + bi * seq * ld + h * dh;
             const T* k = q + d;
@@ -157,6 +159,17 @@ namespace ballast::layers
                 kernels::gemm(kernels::gemm_layout::nn, i1 - i0, dh, i1, z + i0 * seq, seq, vv, ld, T(0),
                               att + (bi * seq + i0) * d + h * dh, d);
             }
+        };
+        if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
+        {
+            parallel_chunks(static_cast<std::size_t>(pairs), pair_body);
+        }
+        else
+        {
+            for (std::size_t pair = 0; pair < static_cast<std::size_t>(pairs); ++pair)
+            {
+                pair_body(pair, 0);
+            }
         }
     }
 
@@ -179,9 +192,11 @@ namespace ballast::layers
         T* scratch = c.act(act::dscratch);
         const double cap = c.cfg.attn_soft_cap;
         const std::ptrdiff_t pairs = static_cast<std::ptrdiff_t>(batch * H);
-#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
-        for (std::ptrdiff_t bh = 0; bh < pairs; ++bh)
+        // One chunk per (batch, head) pair, handed out dynamically; each pair writes only its own
+        // outputs (and its worker's scratch), so any assignment of pairs to threads gives the same bits.
+        const auto pair_body = [&](std::size_t pair, [[maybe_unused]] std::size_t worker)
         {
+            const std::ptrdiff_t bh = static_cast<std::ptrdiff_t>(pair);
             const std::size_t bi = static_cast<std::size_t>(bh) / H, h = static_cast<std::size_t>(bh) % H;
             const std::size_t row0 = bi * seq;
             const T* q = qkv + row0 * ld + h * dh;
@@ -189,7 +204,7 @@ namespace ballast::layers
             const T* vv = qkv_raw + row0 * ld + 2 * d + h * dh;
             const T* prob = probs + static_cast<std::size_t>(bh) * tt;
             const T* dout = datt + row0 * d + h * dh;
-            T* dz = scratch + static_cast<std::size_t>(omp_get_thread_num()) * tt;
+            T* dz = scratch + static_cast<std::size_t>(worker) * tt;
             T* dq = dqkv + row0 * ld + h * dh;
             T* dk = dq + d;
             T* dv = dqkv_raw + row0 * ld + 2 * d + h * dh;
@@ -219,6 +234,17 @@ namespace ballast::layers
                               dq + i0 * ld, ld); // dQ = dZ·K
                 kernels::gemm(kernels::gemm_layout::tn, i1 - i0, dh, seq - i0, dz + i0 * seq + i0, seq,
                               q + i0 * ld, ld, T(0), dk + i0 * ld, ld); // dK = dZᵀ·Q, keys [i0, i1)
+            }
+        };
+        if (pairs > 1 && pairs * seq * seq * dh >= attention_parallel_work)
+        {
+            parallel_chunks(static_cast<std::size_t>(pairs), pair_body);
+        }
+        else
+        {
+            for (std::size_t pair = 0; pair < static_cast<std::size_t>(pairs); ++pair)
+            {
+                pair_body(pair, 0);
             }
         }
     }

@@ -39,7 +39,6 @@
 #include <boost/hana/second.hpp>
 #include <boost/hana/string.hpp>
 #include <nlohmann/json.hpp>
-#include <omp.h>
 #include <xtensor/xadapt.hpp>
 
 #include <ballast/core/aligned.hpp>
@@ -249,7 +248,7 @@ namespace ballast
             s.v = m_cfg.vocab;
             s.heads = m_cfg.n_heads;
             s.layers = m_cfg.n_layers;
-            s.threads = static_cast<std::size_t>(omp_get_max_threads());
+            s.threads = static_cast<std::size_t>(num_threads());
             s.attn_cap = AttnCap::active;
             return s;
         }
