@@ -1,4 +1,7 @@
 // Tests for ballast::kernels::gemm (SIMD, packed, threaded) against its scalar twin ref::gemm.
+#include <atomic>
+#include <thread>
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -357,6 +360,47 @@ TEMPLATE_TEST_CASE("gemm is bit-identical for 1 and 2 threads and inside a paral
             CHECK(std::memcmp(one.data(), nested.data(), one.size() * sizeof(T)) == 0);
         }
     }
+}
+
+TEST_CASE("gemm gives the same bits on 1, 2 and 3 threads while busy threads take the cores", "[kernels][gemm]")
+{
+    // A shared machine: every core runs a busy loop while the team works, so workers are preempted in the
+    // middle of their blocks and blocks are taken by whichever thread is running.
+    std::atomic<bool> stop{ false };
+    std::vector<std::thread> hogs;
+    for (unsigned i = 0; i < std::max(1u, std::thread::hardware_concurrency()); ++i)
+    {
+        hogs.emplace_back(
+          [&]
+          {
+              while (!stop.load(std::memory_order_relaxed))
+              {
+              }
+          });
+    }
+    problem<float> p(gemm_layout::nt, 384, 320, 96, 0, 0, 7);
+    ballast::aligned_vector<float> ref(p.C);
+    {
+        ballast::thread_scope scope(1);
+        p.run(0.0f, ref.data());
+    }
+    bool same = true;
+    for (int round = 0; round < 40; ++round)
+    {
+        for (const int threads : { 2, 3 })
+        {
+            ballast::thread_scope scope(threads);
+            ballast::aligned_vector<float> c(p.C);
+            p.run(0.0f, c.data());
+            same = same && std::memcmp(ref.data(), c.data(), ref.size() * sizeof(float)) == 0;
+        }
+    }
+    stop = true;
+    for (auto& h : hogs)
+    {
+        h.join();
+    }
+    CHECK(same);
 }
 
 TEMPLATE_TEST_CASE("gemm splits short-M, wide-N products by columns, with the same bits", "[kernels][gemm]",
