@@ -13,9 +13,9 @@
 /// alignment. Calling convention (docs/architecture.md): outputs, caches, workspace, inputs, scalars, dims.
 ///
 /// Forward, per query row i:  z_ij = s·(q_i·k_j) for j <= i;  y = c·tanh(z·(1/c)) if c > 0, else z;
-/// P_i = softmax(y_i[0..i]) (kernels/softmax.hpp, detail::softmax_row); out_i = Σ_{j<=i} P_ij·v_j.
+/// P_i = softmax(y_i[0..i]) (the arithmetic of kernels/softmax.hpp's detail::softmax_row); out_i = Σ_{j<=i} P_ij·v_j.
 /// Backward: dv_j = Σ_{i>=j} P_ij·dout_i;  dP_ij = dout_i·v_j;  dy_i = P_i ⊙ (dP_i − Σ_j dP_ij·P_ij)
-/// (detail::softmax_backward_row);  dz = dy ⊙ (1 − (y/c)²) with y recomputed from q, k exactly as in the
+/// (detail::softmax_backward_row's arithmetic);  dz = dy ⊙ (1 − (y/c)²) with y recomputed from q, k exactly as in the
 /// forward (c > 0);  dz ← s·dz;  dq_i = Σ_{j<=i} dz_ij·k_j;  dk_j = Σ_{i>=j} dz_ij·q_i.
 /// Gradients dq, dk, dv are OVERWRITTEN (activation gradients, like the rest of the attention block).
 ///
@@ -50,7 +50,9 @@
 /// With `BALLAST_FORCE_SCALAR` every public kernel forwards to its twin in `ballast::kernels::ref`.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <limits>
 #include <type_traits>
 
 #include <ballast/core/config.hpp>
@@ -86,27 +88,38 @@ namespace ballast::kernels
             return (t_len + w - 1) / w * w;
         }
 
-        /// Load `count` (1..L) elements; lanes past count are 0 and memory past p + count is not read.
+        /// Load `count` (1..L) elements; lanes past count are `fill` and memory past p + count is not read.
+        /// (load_n's AVX-512 partial path goes through a scalar buffer; this one is one masked load.)
         template <class T>
-        inline simd::batch<T> attention_load_part(const T* p, std::size_t count) noexcept
+        inline simd::batch<T> attention_load_part(const T* p, std::size_t count, T fill = T(0)) noexcept
         {
 #if defined(__AVX512F__)
             if constexpr (simd::lanes<T> * sizeof(T) == 64)
             {
                 if constexpr (sizeof(T) == 4)
                 {
-                    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1u), p);
+                    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill),
+                                                static_cast<__mmask16>((1u << count) - 1u), p);
                 }
                 else
                 {
-                    return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << count) - 1u), p);
+                    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill),
+                                                static_cast<__mmask8>((1u << count) - 1u), p);
                 }
             }
             else
 #endif
             {
-                return load_n(p, count);
+                return load_n(p, count, fill);
             }
+        }
+
+        /// attention_load_part for a count that is usually a full register.
+        template <class T>
+        inline simd::batch<T> attention_load(const T* p, std::size_t count, T fill = T(0)) noexcept
+        {
+            return count == simd::lanes<T> ? simd::batch<T>::load_unaligned(p)
+                                           : attention_load_part(p, count, fill);
         }
 
         /// Store the first `count` (1..L) lanes; memory past p + count is untouched.
@@ -130,6 +143,68 @@ namespace ballast::kernels
             {
                 store_n(p, count, x);
             }
+        }
+
+        /// attention_store_part for a count that is usually a full register.
+        template <class T>
+        inline void attention_store(T* p, std::size_t count, const simd::batch<T>& x) noexcept
+        {
+            if (count == simd::lanes<T>)
+            {
+                x.store_unaligned(p);
+            }
+            else
+            {
+                attention_store_part(p, count, x);
+            }
+        }
+
+        /// Causal softmax of one row in place (cols = i + 1 entries), with the optional diagnostics: the
+        /// arithmetic of softmax.hpp's detail::softmax_row operation for operation (the same max, the same
+        /// blocked_sum order of the exp sum, the same entropy accumulation and 1/Σ normalisation; padding
+        /// lanes load −∞), with masked partial registers. The composed-path test pins the bits.
+        template <class T>
+        inline void attention_softmax_row(T* row, std::size_t cols, T* max_out, T* entropy_out)
+        {
+            using B = simd::batch<T>;
+            constexpr T ninf = -std::numeric_limits<T>::infinity();
+            B mxv(ninf);
+            auto nan = xsimd::isnan(mxv);
+            for_each_batch<T>(0, cols,
+                              [&](std::size_t i, std::size_t k)
+                              {
+                                  const B x = attention_load(row + i, k, ninf);
+                                  mxv = xsimd::max(mxv, x);
+                                  nan = nan || xsimd::isnan(x);
+                              });
+            const T m = xsimd::any(nan) ? std::numeric_limits<T>::quiet_NaN() : simd::reduce_max(mxv);
+            const B mx(m);
+            B ez(T(0));
+            const double sum = blocked_sum<T, false>(cols,
+                                                     [&](std::size_t i, std::size_t k)
+                                                     {
+                                                         const B z = attention_load(row + i, k, ninf) - mx;
+                                                         const B e = xsimd::exp(z);
+                                                         if (entropy_out)
+                                                         {
+                                                             ez += xsimd::select(e > B(T(0)), e * z, B(T(0)));
+                                                         }
+                                                         attention_store(row + i, k, e);
+                                                         return e;
+                                                     });
+            if (max_out)
+            {
+                *max_out = m;
+            }
+            if (entropy_out)
+            {
+                *entropy_out =
+                  static_cast<T>(std::log(sum) - static_cast<double>(simd::reduce_add(ez)) / sum);
+            }
+            const B inv(static_cast<T>(1.0 / sum));
+            for_each_batch<T>(0, cols,
+                              [&](std::size_t i, std::size_t k)
+                              { attention_store(row + i, k, attention_load(row + i, k) * inv); });
         }
 
         /// kt[c·ldt + j] = k[j·ld + c] for j < t_len, 0 for t_len <= j < ldt (c < d).
@@ -488,9 +563,9 @@ namespace ballast::kernels
                 for (std::size_t i = i0; i < i1; ++i)
                 {
                     T* p = probs + i * n;
-                    softmax_row(p, p, i + 1, row_max ? row_max + i : nullptr,
-                                row_entropy ? row_entropy + i : nullptr);
-                    zero_row(p + i + 1, n - i - 1);
+                    attention_softmax_row(p, i + 1, row_max ? row_max + i : nullptr,
+                                          row_entropy ? row_entropy + i : nullptr);
+                    std::fill(p + i + 1, p + n, T(0));
                 }
                 attention_tri<T, false>(out, sh.ld_o, probs, n, v, ld, i0, i1, n, d);
             }
@@ -527,19 +602,25 @@ namespace ballast::kernels
                 }
                 for (std::size_t i = i0; i < i1; ++i)
                 {
+                    // softmax backward (detail::softmax_backward_row's arithmetic: σ = blocked_sum of
+                    // dP·P, rounded to T; dy = P·(dP − σ)), then the cap factor and the scale, one pass.
                     T* g = dz + i * n;
-                    softmax_backward_row(g, probs + i * n, g, i + 1);
+                    const T* pr = probs + i * n;
                     const T* y = yb + (i - i0) * n;
+                    const B sigma(static_cast<T>(blocked_sum<T, false>(
+                      i + 1, [&](std::size_t j, std::size_t cnt)
+                      { return attention_load(g + j, cnt) * attention_load(pr + j, cnt); })));
                     for_each_batch<T>(0, i + 1,
                                       [&](std::size_t j, std::size_t cnt)
                                       {
-                                          B x = load_n(g + j, cnt);
+                                          B x = attention_load(pr + j, cnt) *
+                                                (attention_load(g + j, cnt) - sigma);
                                           if constexpr (Cap)
                                           {
-                                              const B t = load_n(y + j, cnt) * epi.inv;
+                                              const B t = attention_load(y + j, cnt) * epi.inv;
                                               x = x * xsimd::fnma(t, t, one);
                                           }
-                                          store_n(g + j, cnt, sb * x);
+                                          attention_store(g + j, cnt, sb * x);
                                       });
                 }
                 attention_tri<T, false>(dq, ld, dz, n, k, ld, i0, i1, n, d); // dQ = dZ·K
