@@ -123,8 +123,7 @@ namespace
     void fused_forward(problem& p, std::size_t h)
     {
         const float* q = p.qkv.data() + h * p.d;
-        bk::attention_forward(p.out.data() + h * p.d, p.probs.data() + h * p.n * p.n,
-                              static_cast<float*>(nullptr), static_cast<float*>(nullptr), p.scratch.data(), q,
+        bk::attention_forward(p.out.data() + h * p.d, p.probs.data() + h * p.n * p.n, {}, p.scratch.data(), q,
                               q + p.dm, q + 2 * p.dm, p.scale(), 0.0, p.shape());
     }
 

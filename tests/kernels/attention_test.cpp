@@ -84,7 +84,7 @@ namespace
     template <class T>
     struct forward_result
     {
-        ballast::aligned_vector<T> out, probs, row_max, row_entropy;
+        ballast::aligned_vector<T> out, probs, row_max, row_entropy, logits; // logits empty unless asked
     };
 
     template <class T>
@@ -96,24 +96,28 @@ namespace
     /// Run the SIMD kernel (Ref = false) or the twin with NaN-filled probs and workspace and sentinel-filled
     /// strided outputs (so a missed write or a read of stale workspace shows up).
     template <class T, bool Ref = false>
-    forward_result<T> run_forward(const pair_case<T>& c)
+    forward_result<T> run_forward(const pair_case<T>& c, bool keep_logits = false)
     {
         const std::size_t n = c.sh.t_len;
         const T nan = std::numeric_limits<T>::quiet_NaN();
         forward_result<T> r{ ballast::aligned_vector<T>(c.mis + n * c.sh.ld_o, static_cast<T>(sentinel)),
                              ballast::aligned_vector<T>(n * n, nan), ballast::aligned_vector<T>(n, nan),
-                             ballast::aligned_vector<T>(n, nan) };
+                             ballast::aligned_vector<T>(n, nan),
+                             ballast::aligned_vector<T>(keep_logits ? n * n : 0, nan) };
         ballast::aligned_vector<T> scratch(bk::attention_forward_scratch<T>(c.sh) + 1, nan);
+        const bk::attention_diagnostics<T> diag{ .row_max = r.row_max.data(),
+                                                 .row_entropy = r.row_entropy.data(),
+                                                 .logits = keep_logits ? r.logits.data() : nullptr };
         T* out = r.out.data() + c.mis + head * c.sh.head_dim;
         if constexpr (Ref)
         {
-            bk::ref::attention_forward(out, r.probs.data(), r.row_max.data(), r.row_entropy.data(),
-                                       scratch.data(), c.q(), c.k(), c.v(), c.scale, c.cap, c.sh);
+            bk::ref::attention_forward(out, r.probs.data(), diag, scratch.data(), c.q(), c.k(), c.v(),
+                                       c.scale, c.cap, c.sh);
         }
         else
         {
-            bk::attention_forward(out, r.probs.data(), r.row_max.data(), r.row_entropy.data(),
-                                  scratch.data() + 1, c.q(), c.k(), c.v(), c.scale, c.cap, c.sh);
+            bk::attention_forward(out, r.probs.data(), diag, scratch.data() + 1, c.q(), c.k(), c.v(), c.scale,
+                                  c.cap, c.sh);
         }
         return r;
     }
@@ -368,7 +372,7 @@ namespace
     template <class T>
     struct composed_buffers
     {
-        ballast::aligned_vector<T> probs, capped, dz;
+        ballast::aligned_vector<T> probs, capped, dz, logits; // logits: s·q·kᵀ before the cap
     };
 
     template <class T>
@@ -386,6 +390,10 @@ namespace
             {
                 bk::scale(z + i * seq, s, i + 1);
             }
+        }
+        if (!w.logits.empty())
+        {
+            bk::copy(w.logits.data(), z, tt);
         }
         if (cap > 0)
         {
@@ -459,8 +467,22 @@ TEMPLATE_TEST_CASE(
                 CAPTURE(n, d, cap);
                 const auto c = make_case<T>(g, n, d, cap, n % 2, d % 3);
                 const auto f = run_forward(c);
-                const auto fr = run_forward<T, true>(c);
+                const auto fr = run_forward<T, true>(c, true);
                 const auto b = error_bounds(c, fr.probs.data());
+                // Keeping the pre-cap logits changes no other output, bit for bit; the logits match the twin.
+                const auto fl = run_forward(c, true);
+                CHECK((fl.out == f.out && fl.probs == f.probs && fl.row_max == f.row_max &&
+                       fl.row_entropy == f.row_entropy));
+                std::vector<double> zb(n * n, 0.0); // exact zeros right of the diagonal
+                for (std::size_t i = 0; i < n; ++i)
+                {
+                    const auto lr = logits(c, i);
+                    for (std::size_t j = 0; j <= i; ++j)
+                    {
+                        zb[i * n + j] = logit_error(c, lr, j) + bt::tolerance<T>::abs;
+                    }
+                }
+                check_within("logits", fl.logits.data(), n, fr.logits.data(), n, zb, n, n);
                 check_within("out", f.out.data() + c.mis + head * d, c.sh.ld_o,
                              fr.out.data() + c.mis + head * d, c.sh.ld_o, b.out, n, d);
                 check_within("probs", f.probs.data(), n, fr.probs.data(), n, b.probs, n, n);
@@ -590,9 +612,9 @@ TEMPLATE_TEST_CASE("attention is bit-identical to the composed GEMM + softmax pa
             const std::size_t n = s.n, d = s.d;
             CAPTURE(n, d, cap);
             const auto c = make_case<T>(g, n, d, cap, 0, 0, 2.5);
-            const auto f = run_forward(c);
+            const auto f = run_forward(c, true);
             composed_buffers<T> w{ ballast::aligned_vector<T>(n * n), ballast::aligned_vector<T>(n * n),
-                                   ballast::aligned_vector<T>(n * n) };
+                                   ballast::aligned_vector<T>(n * n), ballast::aligned_vector<T>(n * n) };
             ballast::aligned_vector<T> att(n * c.sh.ld_o, static_cast<T>(sentinel)), rmax(n), rent(n);
             const std::size_t off = head * d, ld = c.sh.ld_qkv;
             composed_forward(att.data() + off, c.sh.ld_o, w, rmax.data(), rent.data(), c.q(), c.k(), c.v(),
@@ -606,9 +628,16 @@ TEMPLATE_TEST_CASE("attention is bit-identical to the composed GEMM + softmax pa
             const bool exact = !ballast::simd::force_scalar && n <= 256 && (cap == 0 || (n * n) % L == 0);
             if (exact)
             {
-                bool same = std::equal(w.probs.begin(), w.probs.end(), f.probs.begin()) &&
-                            std::equal(rmax.begin(), rmax.end(), f.row_max.begin()) &&
-                            std::equal(rent.begin(), rent.end(), f.row_entropy.begin());
+                bool same = true;
+                for (std::size_t i = 0; i < n; ++i) // causal part of the pre-cap logits
+                {
+                    same = same && std::equal(f.logits.begin() + static_cast<std::ptrdiff_t>(i * n),
+                                              f.logits.begin() + static_cast<std::ptrdiff_t>(i * n + i + 1),
+                                              w.logits.begin() + static_cast<std::ptrdiff_t>(i * n));
+                }
+                same = same && std::equal(w.probs.begin(), w.probs.end(), f.probs.begin()) &&
+                       std::equal(rmax.begin(), rmax.end(), f.row_max.begin()) &&
+                       std::equal(rent.begin(), rent.end(), f.row_entropy.begin());
                 for (std::size_t i = 0; i < n; ++i)
                 {
                     same = same && std::equal(fo + i * c.sh.ld_o, fo + i * c.sh.ld_o + d,
@@ -848,14 +877,14 @@ TEST_CASE("attention rejects bad shapes and a null workspace", "[kernels][attent
     const bk::attention_shape ok{ .t_len = 2, .head_dim = 4, .ld_qkv = 12, .ld_o = 4 };
     auto bad = ok;
     bad.ld_qkv = 3;
-    CHECK_THROWS_WITH(bk::attention_forward(p, p, nullptr, nullptr, p, p, p, p, 1.f, 0.0, bad),
+    CHECK_THROWS_WITH(bk::attention_forward(p, p, {}, p, p, p, p, 1.f, 0.0, bad),
                       Catch::StartsWith("ballast: ") && Catch::Contains("attention_forward") &&
                         Catch::Contains("ld_qkv"));
     CHECK_THROWS_WITH(bk::attention_backward(p, p, p, p, p, p, p, p, p, 1.f, -1.0, ok),
                       Catch::Contains("soft_cap"));
     if constexpr (!ballast::simd::force_scalar)
     {
-        CHECK_THROWS_WITH(bk::attention_forward(p, p, nullptr, nullptr, nullptr, p, p, p, 1.f, 0.0, ok),
+        CHECK_THROWS_WITH(bk::attention_forward(p, p, {}, nullptr, p, p, p, 1.f, 0.0, ok),
                           Catch::Contains("scratch"));
     }
 }
@@ -935,7 +964,7 @@ TEST_CASE("attention numerics report: fused vs composed vs the double twin on Ga
                 const auto b = run_backward(c, f.probs.data());
                 const auto br = run_backward<T, true>(c, f.probs.data());
                 composed_buffers<T> w{ ballast::aligned_vector<T>(n * n), ballast::aligned_vector<T>(n * n),
-                                       ballast::aligned_vector<T>(n * n) };
+                                       ballast::aligned_vector<T>(n * n), ballast::aligned_vector<T>() };
                 ballast::aligned_vector<T> att(n * ldo), rmax(n), rent(n), dqkv(n * ld);
                 composed_forward(att.data() + off, ldo, w, rmax.data(), rent.data(), c.q(), c.k(), c.v(), ld,
                                  c.scale, cap, n, d);

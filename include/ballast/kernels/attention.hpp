@@ -545,7 +545,7 @@ namespace ballast::kernels
         };
 
         template <class T, bool Cap>
-        inline void attention_forward_impl(T* out, T* probs, T* row_max, T* row_entropy, T* scratch,
+        inline void attention_forward_impl(T* out, T* probs, const attention_diagnostics<T>& diag, T* scratch,
                                            const T* q, const T* k, const T* v, T scale, double soft_cap,
                                            const attention_shape& sh)
         {
@@ -559,12 +559,35 @@ namespace ballast::kernels
             for (std::size_t i0 = 0; i0 < n; i0 += attention_row_block)
             {
                 const std::size_t i1 = std::min(n, i0 + attention_row_block);
-                attention_z_rows_block(probs + i0 * n, n, q, ld, i0, i1, kt, tp, d, n, epi);
+                if (diag.logits)
+                {
+                    // Pre-cap logits requested: store s·q·kᵀ there, then cap them into P (the same
+                    // roundings as the fused epilogue, so P does not depend on whether logits are kept).
+                    attention_z_rows_block(diag.logits + i0 * n, n, q, ld, i0, i1, kt, tp, d, n,
+                                           attention_logit_epilogue<T, false>{ epi.s, epi.c, epi.inv });
+                    for (std::size_t i = i0; i < i1; ++i)
+                    {
+                        T* z = diag.logits + i * n;
+                        T* p = probs + i * n;
+                        for_each_batch<T>(0, i + 1,
+                                          [&](std::size_t j, std::size_t cnt)
+                                          {
+                                              const B x = attention_load(z + j, cnt);
+                                              attention_store(p + j, cnt,
+                                                              Cap ? epi.c * xsimd::tanh(x * epi.inv) : x);
+                                          });
+                        std::fill(z + i + 1, z + n, T(0));
+                    }
+                }
+                else
+                {
+                    attention_z_rows_block(probs + i0 * n, n, q, ld, i0, i1, kt, tp, d, n, epi);
+                }
                 for (std::size_t i = i0; i < i1; ++i)
                 {
                     T* p = probs + i * n;
-                    attention_softmax_row(p, i + 1, row_max ? row_max + i : nullptr,
-                                          row_entropy ? row_entropy + i : nullptr);
+                    attention_softmax_row(p, i + 1, diag.row_max ? diag.row_max + i : nullptr,
+                                          diag.row_entropy ? diag.row_entropy + i : nullptr);
                     std::fill(p + i + 1, p + n, T(0));
                 }
                 attention_tri<T, false>(out, sh.ld_o, probs, n, v, ld, i0, i1, n, d);
@@ -648,22 +671,22 @@ namespace ballast::kernels
     /// Fused causal attention forward of one (batch, head) pair.
     /// Outputs: out (T × d, stride ld_o, OVERWRITTEN) = softmax(cap(s·q·kᵀ))·v over the causal part.
     /// Caches: probs (T × T contiguous, OVERWRITTEN): the probabilities, exact zeros right of the diagonal,
-    /// for attention_backward. Diagnostics (nullptr to skip): row_max[i] = max_j of the (capped) logits of
-    /// query i, row_entropy[i] = −Σ_j P_ij·log P_ij (nats). Workspace: scratch, attention_forward_scratch
+    /// for attention_backward. Diagnostics (attention_diagnostics, each pointer nullptr to skip): row_max,
+    /// row_entropy per query, and the pre-cap logits (T × T, zero right of the diagonal); keeping the logits
+    /// costs one extra pass over them and changes no other output. Workspace: scratch, attention_forward_scratch
     /// elements, clobbered. Inputs: q, k, v (T × d, stride ld_qkv). Scalars: scale s (T), soft_cap c
     /// (0: no cap; else y = c·tanh(z/c)). No buffer may overlap another. Serial.
     template <class T>
-    inline void attention_forward(T* out, T* probs, std::type_identity_t<T>* row_max,
-                                  std::type_identity_t<T>* row_entropy, std::type_identity_t<T>* scratch,
-                                  const T* q, const T* k, const T* v, T scale, double soft_cap,
-                                  const attention_shape& shape)
+    inline void attention_forward(T* out, T* probs,
+                                  const attention_diagnostics<std::type_identity_t<T>>& diag,
+                                  std::type_identity_t<T>* scratch, const T* q, const T* k, const T* v,
+                                  T scale, double soft_cap, const attention_shape& shape)
     {
         static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                       "attention supports float and double");
         if constexpr (simd::force_scalar)
         {
-            ref::attention_forward(out, probs, row_max, row_entropy, scratch, q, k, v, scale, soft_cap,
-                                   shape);
+            ref::attention_forward(out, probs, diag, scratch, q, k, v, scale, soft_cap, shape);
         }
         else
         {
@@ -676,13 +699,13 @@ namespace ballast::kernels
                           attention_forward_scratch<T>(shape), " elements)");
             if (soft_cap > 0)
             {
-                detail::attention_forward_impl<T, true>(out, probs, row_max, row_entropy, scratch, q, k, v,
-                                                        scale, soft_cap, shape);
+                detail::attention_forward_impl<T, true>(out, probs, diag, scratch, q, k, v, scale, soft_cap,
+                                                        shape);
             }
             else
             {
-                detail::attention_forward_impl<T, false>(out, probs, row_max, row_entropy, scratch, q, k, v,
-                                                         scale, soft_cap, shape);
+                detail::attention_forward_impl<T, false>(out, probs, diag, scratch, q, k, v, scale, soft_cap,
+                                                         shape);
             }
         }
     }

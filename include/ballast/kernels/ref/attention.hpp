@@ -14,7 +14,7 @@
 /// Forward (per query row i, in double):  z_ij = s·Σ_c q_ic·k_jc  (j <= i);  y = c·tanh(z/c) if c > 0
 /// else z;  m_i = max_j y_ij;  e_ij = exp(y_ij − m_i);  S_i = Σ_j e_ij;  p_ij = e_ij / S_i;
 /// out_ic = Σ_{j<=i} p_ij·v_jc (with the unrounded p);  probs_ij = p_ij (j <= i), 0 (j > i);
-/// row_max_i = m_i;  row_entropy_i = log S_i − Σ_j e_ij·(y_ij − m_i) / S_i.
+/// row_max_i = m_i;  row_entropy_i = log S_i − Σ_j e_ij·(y_ij − m_i) / S_i;  logits_ij = z_ij (j <= i).
 /// Backward (in double, from the stored T-valued probs P):  dv_jc = Σ_{i>=j} P_ij·dout_ic;
 /// dP_ij = Σ_c dout_ic·v_jc;  dy_ij = P_ij·(dP_ij − Σ_{k<=i} P_ik·dP_ik);  dz = dy·(1 − tanh²(z/c)) with
 /// z recomputed from q, k (c > 0) else dy;  then dz ← s·dz;  dq_ic = Σ_{j<=i} dz_ij·k_jc;
@@ -42,6 +42,19 @@ namespace ballast::kernels
         std::size_t ld_o = 0;     ///< row stride (elements) of out and dout; >= head_dim
     };
 
+    /// Optional diagnostic outputs of attention_forward (each nullptr to skip; all T-valued):
+    ///   row_max[i]      max_j of the (capped) logits of query i      (T values)
+    ///   row_entropy[i]  −Σ_j P_ij·log P_ij of query i, in nats       (T values)
+    ///   logits[i·T + j] the scaled logits z_ij = s·q_i·k_j before any cap, j <= i; 0 for j > i   (T × T)
+    /// `logits` is for the model's cosine diagnostic (Σ z_ij / (s·‖q_i‖·‖k_j‖) over causal pairs).
+    template <class T>
+    struct attention_diagnostics
+    {
+        T* row_max = nullptr;
+        T* row_entropy = nullptr;
+        T* logits = nullptr;
+    };
+
     namespace detail
     {
         /// Validate the arguments every attention kernel shares (throws ballast::error).
@@ -62,10 +75,11 @@ namespace ballast::kernels::ref
 {
     namespace ref_detail
     {
-        /// The logits of query row i against keys 0..i in double: s·q_i·k_j, capped when soft_cap > 0.
+        /// The logits of query row i against keys 0..i in double: z = s·q_i·k_j and y = c·tanh(z/c) (c > 0)
+        /// or z.
         template <class T>
-        inline void attention_logits(double* y, const T* q, const T* k, std::size_t i, double s,
-                                     double soft_cap, const attention_shape& sh)
+        inline void attention_logits(double* z_out, double* y, const T* q, const T* k, std::size_t i,
+                                     double s, double soft_cap, const attention_shape& sh)
         {
             const std::size_t d = sh.head_dim, ld = sh.ld_qkv;
             for (std::size_t j = 0; j <= i; ++j)
@@ -76,26 +90,35 @@ namespace ballast::kernels::ref
                     acc += static_cast<double>(q[i * ld + c]) * static_cast<double>(k[j * ld + c]);
                 }
                 const double z = s * acc;
+                z_out[j] = z;
                 y[j] = soft_cap > 0 ? soft_cap * std::tanh(z / soft_cap) : z;
             }
         }
     } // namespace ref_detail
 
     /// Causal attention forward of one pair (double arithmetic): out (T × d, OVERWRITTEN), probs (T × T,
-    /// OVERWRITTEN, zero right of the diagonal), optional row_max / row_entropy (T each; nullptr to skip).
+    /// OVERWRITTEN, zero right of the diagonal), the optional diagnostics (attention_diagnostics).
     /// `scratch` is unused (the SIMD kernel's workspace; may be nullptr). soft_cap = 0: no cap.
     template <class T>
-    inline void attention_forward(T* out, T* probs, std::type_identity_t<T>* row_max,
-                                  std::type_identity_t<T>* row_entropy, std::type_identity_t<T>* /*scratch*/,
-                                  const T* q, const T* k, const T* v, T scale, double soft_cap,
-                                  const attention_shape& sh)
+    inline void attention_forward(T* out, T* probs,
+                                  const attention_diagnostics<std::type_identity_t<T>>& diag,
+                                  std::type_identity_t<T>* /*scratch*/, const T* q, const T* k, const T* v,
+                                  T scale, double soft_cap, const attention_shape& sh)
     {
         detail::attention_check("ref::attention_forward", sh, soft_cap);
         const std::size_t n = sh.t_len, d = sh.head_dim;
-        std::vector<double> y(n), p(n), o(d);
+        std::vector<double> z(n), y(n), p(n), o(d);
         for (std::size_t i = 0; i < n; ++i)
         {
-            ref_detail::attention_logits(y.data(), q, k, i, static_cast<double>(scale), soft_cap, sh);
+            ref_detail::attention_logits(z.data(), y.data(), q, k, i, static_cast<double>(scale), soft_cap,
+                                         sh);
+            if (diag.logits)
+            {
+                for (std::size_t j = 0; j < n; ++j)
+                {
+                    diag.logits[i * n + j] = j <= i ? static_cast<T>(z[j]) : T(0);
+                }
+            }
             double m = -std::numeric_limits<double>::infinity();
             bool nan = false;
             for (std::size_t j = 0; j <= i; ++j)
@@ -123,13 +146,13 @@ namespace ballast::kernels::ref
             {
                 probs[i * n + j] = T(0);
             }
-            if (row_max)
+            if (diag.row_max)
             {
-                row_max[i] = static_cast<T>(m);
+                diag.row_max[i] = static_cast<T>(m);
             }
-            if (row_entropy)
+            if (diag.row_entropy)
             {
-                row_entropy[i] = static_cast<T>(std::log(sum) - ez / sum);
+                diag.row_entropy[i] = static_cast<T>(std::log(sum) - ez / sum);
             }
             std::fill(o.begin(), o.end(), 0.0);
             for (std::size_t j = 0; j <= i; ++j)
@@ -157,7 +180,7 @@ namespace ballast::kernels::ref
         detail::attention_check("ref::attention_backward", sh, soft_cap);
         const std::size_t n = sh.t_len, d = sh.head_dim, ld = sh.ld_qkv, ldo = sh.ld_o;
         const double s = static_cast<double>(scale);
-        std::vector<double> dqv(d), dkacc(n * d, 0.0), dvacc(n * d, 0.0), dz(n), y(n);
+        std::vector<double> dqv(d), dkacc(n * d, 0.0), dvacc(n * d, 0.0), dz(n), z(n), y(n);
         for (std::size_t i = 0; i < n; ++i)
         {
             double sigma = 0;
@@ -173,7 +196,7 @@ namespace ballast::kernels::ref
             }
             if (soft_cap > 0)
             {
-                ref_detail::attention_logits(y.data(), q, k, i, s, 0.0, sh); // uncapped z
+                ref_detail::attention_logits(z.data(), y.data(), q, k, i, s, soft_cap, sh);
             }
             std::fill(dqv.begin(), dqv.end(), 0.0);
             for (std::size_t j = 0; j <= i; ++j)
@@ -182,7 +205,7 @@ namespace ballast::kernels::ref
                 double g = pij * (dz[j] - sigma);
                 if (soft_cap > 0)
                 {
-                    const double t = std::tanh(y[j] / soft_cap);
+                    const double t = std::tanh(z[j] / soft_cap);
                     g *= 1 - t * t;
                 }
                 g *= s;
