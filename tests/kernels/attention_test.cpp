@@ -151,10 +151,12 @@ namespace
     //   probs   |δP_ij| <= (2·max_j δy_ij + 8eps·sqrt(i+2) + 8eps)·P_ij   (softmax: δP = P(δy − Σ P δy),
     //           plus the row sum and exp's 2 ulp)
     //   out     |δo_ic| <= (2·max δy + 8eps·sqrt(i+2) + 8eps)·Σ_j P_ij|v_jc|
-    //   max     δy; entropy: 2·max δy·R_i + (8eps·sqrt(i+2) + 8eps)·(R_i + log(i+2)), R_i = max_j |y_ij − m_i|
-    //   backward: δdP_ij = 8eps·sqrt(d+1)·Σ_c|dO_ic v_jc|; σ_i = Σ_j P dP errs by Σ P δdP + 8eps·sqrt(i+2)·
-    //           Σ P|dP|; δdy = P(δdP + δσ + 2eps(|dP| + |σ|)); the cap factor g = 1 − t² errs by 2|t|δy/c + 4eps;
-    //           δdz = s(g·δdy + |dy|·δg) + 4eps|dz|; dq, dk: 8eps·sqrt(len+1)·Σ|dz·(k|q)| + Σ δdz·|k|q|;
+    //   max     δy; entropy: 2·max δy·R_i + (8eps·sqrt(i+2) + 8eps)·(R_i + log(i+2)),
+    //           R_i = max_j |y_ij − m_i|
+    //   backward: δdP_ij = 8eps·sqrt(d+1)·Σ_c|dO_ic v_jc|; σ_i = Σ_j P dP errs by Σ P δdP +
+    //           8eps·sqrt(i+2)·Σ P|dP|; δdy = P(δdP + δσ + 2eps(|dP| + |σ|)); the cap factor g = 1 − t² errs
+    //           by 2|t|δy/c + 4eps; δdz = s(g·δdy + |dy|·δg) + 4eps|dz|;
+    //           dq, dk: 8eps·sqrt(len+1)·Σ|dz·(k|q)| + Σ δdz·|k|q|;
     //           dv: 8eps·sqrt(T−j+1)·Σ_i P_ij|dO_ic| (the same stored P enters both).
     // Every bound adds tolerance<T>::abs. A wrong or missing term errs by O(1/T) of the magnitude at least.
 
@@ -652,8 +654,9 @@ TEMPLATE_TEST_CASE("attention is bit-identical to the composed GEMM + softmax pa
             }
             else
             {
-                // Not claimed bit-identical: past T = 256 the GEMM rounds its chains once per 256 terms, with a
-                // cap and T·T % L != 0 soft_cap_forward's scalar tail may round the last logits differently, and
+                // Not claimed bit-identical: past T = 256 the GEMM rounds its chains once per 256 terms,
+                // with a cap and T·T % L != 0 soft_cap_forward's scalar tail may round the last logits
+                // differently, and
                 // under BALLAST_FORCE_SCALAR both sides are double-accumulating twins rounded at different
                 // points. The twin-test bounds (sums' lengths and magnitudes) hold for both sides.
                 const auto fr = run_forward<T, true>(c);

@@ -13,10 +13,11 @@
 /// alignment. Calling convention (docs/architecture.md): outputs, caches, workspace, inputs, scalars, dims.
 ///
 /// Forward, per query row i:  z_ij = s·(q_i·k_j) for j <= i;  y = c·tanh(z·(1/c)) if c > 0, else z;
-/// P_i = softmax(y_i[0..i]) (the arithmetic of kernels/softmax.hpp's detail::softmax_row); out_i = Σ_{j<=i} P_ij·v_j.
+/// P_i = softmax(y_i[0..i]) (the arithmetic of kernels/softmax.hpp's detail::softmax_row);
+/// out_i = Σ_{j<=i} P_ij·v_j.
 /// Backward: dv_j = Σ_{i>=j} P_ij·dout_i;  dP_ij = dout_i·v_j;  dy_i = P_i ⊙ (dP_i − Σ_j dP_ij·P_ij)
-/// (detail::softmax_backward_row's arithmetic);  dz = dy ⊙ (1 − (y/c)²) with y recomputed from q, k exactly as in the
-/// forward (c > 0);  dz ← s·dz;  dq_i = Σ_{j<=i} dz_ij·k_j;  dk_j = Σ_{i>=j} dz_ij·q_i.
+/// (detail::softmax_backward_row's arithmetic);  dz = dy ⊙ (1 − (y/c)²) with y recomputed from q, k
+/// exactly as in the forward (c > 0);  dz ← s·dz;  dq_i = Σ_{j<=i} dz_ij·k_j;  dk_j = Σ_{i>=j} dz_ij·q_i.
 /// Gradients dq, dk, dv are OVERWRITTEN (activation gradients, like the rest of the attention block).
 ///
 /// Order of operations (fixed; nothing depends on the thread count, alignment or position in a tile):
@@ -25,9 +26,10 @@
 ///     (t = z·(1/c) rounded, tanh = xsimd::tanh, then c·tanh rounded);
 ///   - every sum over keys (out_i, dq_i) is one FMA chain over j = 0..i in increasing order from +0 in T;
 ///   - every sum over queries (dv_j, dk_j) is one FMA chain over i = j..T−1 in increasing order from +0;
-///   - the softmax's max, Σ exp and entropy, and the backward's Σ dP·P, are the row reductions of
-///     softmax.hpp (4 SIMD accumulators round-robin over consecutive registers of the row, reduce_add,
-///     promoted to double; reduce.hpp), over the i + 1 causal entries of the row;
+///   - the softmax's Σ exp and entropy, and the backward's Σ dP·P, are the row reductions of softmax.hpp
+///     (4 SIMD accumulators round-robin over consecutive registers of the row, reduce_add, promoted to
+///     double; reduce.hpp), over the i + 1 causal entries of the row; the row max is exact (any order;
+///     NaN if the row has a NaN);
 ///   - backward elementwise: dy = P·(dP − σ) (σ rounded to T), then dy·fnma(t, t, 1) with t = y·(1/c),
 ///     then ·s, each rounded in T.
 /// Masked (future) entries are never read: a NaN or Inf in k_j or v_j changes rows i >= j only. A NaN
@@ -64,7 +66,7 @@
 
 namespace ballast::kernels
 {
-    /// Query rows per logit micro-tile (a multiple divides attention_row_block).
+    /// Query rows per logit micro-tile (divides attention_row_block).
     inline constexpr std::size_t attention_z_rows = 6;
 
     /// Key registers per logit micro-tile: attention_z_rows × 2 accumulators (12) + 2 key registers + one
@@ -305,7 +307,7 @@ namespace ballast::kernels
 
         /// Logits (or dP) of query rows [i0, i1) against keys [0, i_end) of each row tile, i_end the tile's
         /// last row + 1 rounded up to a key block and clipped to t_len: out rows (stride ldo) get
-        /// epi(a_i · bt_j). Entries right of a row's diagonal are computed (garbage for the caller to ignore).
+        /// epi(a_i · bt_j). Entries right of a row's diagonal are computed too (for the caller to ignore).
         template <class T, class Epi>
         inline void attention_z_rows_block(T* out, std::size_t ldo, const T* a, std::size_t lda,
                                            std::size_t i0, std::size_t i1, const T* bt, std::size_t ldb,
@@ -684,9 +686,9 @@ namespace ballast::kernels
     /// Caches: probs (T × T contiguous, OVERWRITTEN): the probabilities, exact zeros right of the diagonal,
     /// for attention_backward. Diagnostics (attention_diagnostics, each pointer nullptr to skip): row_max,
     /// row_entropy per query, and the pre-cap logits (T × T, zero right of the diagonal); keeping the logits
-    /// costs one extra pass over them and changes no other output. Workspace: scratch, attention_forward_scratch
-    /// elements, clobbered. Inputs: q, k, v (T × d, stride ld_qkv). Scalars: scale s (T), soft_cap c
-    /// (0: no cap; else y = c·tanh(z/c)). No buffer may overlap another. Serial.
+    /// costs one extra pass over them and changes no other output. Workspace: scratch,
+    /// attention_forward_scratch elements, clobbered. Inputs: q, k, v (T × d, stride ld_qkv). Scalars:
+    /// scale s (T), soft_cap c (0: no cap; else y = c·tanh(z/c)). No buffer may overlap another. Serial.
     template <class T>
     inline void attention_forward(T* out, T* probs,
                                   const attention_diagnostics<std::type_identity_t<T>>& diag,
