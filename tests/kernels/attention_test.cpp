@@ -930,7 +930,7 @@ namespace
 } // namespace
 
 TEST_CASE("attention numerics report: fused vs composed vs the double twin on Gaussian inputs",
-          "[.][attention][numerics]")
+          "[.][numerics]")
 {
     // Hidden (run with '[numerics]'): prints the differences docs/kernels.md quotes. q, k ~ N(0, σ²) with
     // σ = 1 (post-norm logits, std ≈ 1) and σ = 3 (grown logits, std ≈ 9), v, dout ~ N(0, 1), s = 1/sqrt(d).
