@@ -7,7 +7,6 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <omp.h>
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
@@ -341,14 +340,18 @@ TEMPLATE_TEST_CASE("gemm is bit-identical for 1 and 2 threads and inside a paral
             {
                 ballast::thread_scope scope(2);
                 p.run(beta, two.data() + p.misalign);
-#pragma omp parallel num_threads(2)
-                {
-                    // Nested call: must run serially on each thread (only thread 0 keeps its result).
-                    ballast::aligned_vector<T> mine(p.C);
-                    p.run(beta, mine.data() + p.misalign);
-#pragma omp master
-                    nested = mine;
-                }
+                // Nested call: inside a chunk of a parallel loop the GEMM runs serially on that thread
+                // (only chunk 0 keeps its result).
+                ballast::parallel_chunks(2,
+                                         [&](std::size_t c, std::size_t)
+                                         {
+                                             ballast::aligned_vector<T> mine(p.C);
+                                             p.run(beta, mine.data() + p.misalign);
+                                             if (c == 0)
+                                             {
+                                                 nested = mine;
+                                             }
+                                         });
             }
             CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(T)) == 0);
             CHECK(std::memcmp(one.data(), nested.data(), one.size() * sizeof(T)) == 0);
