@@ -1,6 +1,6 @@
 // Causal attention of one batch row (all H = 8 heads, one (batch, head) pair after another, as the model's
 // pair loop runs them on one thread): the fused kernel pair (kernels/attention.hpp) against the composed
-// path the model runs today (model/transformer.hpp: GEMM on 48-query panels, scale, causal softmax, GEMM;
+// path the model runs today (model/attention.hpp: GEMM on 48-query panels, scale, causal softmax, GEMM;
 // backward dP, dV GEMMs, softmax backward, scale, dQ, dK GEMMs). No soft cap (paper_default). One thread.
 //
 // Names: attention/<fwd|bwd>/<fused|composed>/T:<T>/d:<d_h>. Counter GFLOPS counts the causal multiply-adds
@@ -28,7 +28,7 @@ namespace
     namespace bk = ballast::kernels;
 
     constexpr std::size_t heads = 8;
-    constexpr std::size_t panel = 48; // transformer::attention_panel
+    constexpr std::size_t panel = 48; // model/attention.hpp: attention_panel
 
     struct fused
     {

@@ -367,9 +367,9 @@ namespace
     }
 
     // ---------------------------------------------------------------------------------------------------
-    // The composed path, exactly as model/transformer.hpp runs one (batch, head) pair today.
+    // The composed path, exactly as model/attention.hpp runs one (batch, head) pair today.
 
-    constexpr std::size_t panel = 48; // transformer::attention_panel
+    constexpr std::size_t panel = 48; // model/attention.hpp: attention_panel
 
     template <class T>
     struct composed_buffers

@@ -36,7 +36,7 @@
 /// anywhere in row i's logits makes P_i, out_i and the diagnostics of row i NaN.
 ///
 /// Relation to the composed path (GEMM + scale + soft_cap_forward + softmax_causal_forward + GEMM, as in
-/// model/transformer.hpp): the GEMM computes every element as one FMA chain over k in increasing order
+/// model/attention.hpp): the GEMM computes every element as one FMA chain over k in increasing order
 /// starting from 0 per K block of gemm_blocking::kc = 256, and the terms the composed path adds beyond the
 /// causal diagonal are exact zeros. So for finite inputs, T <= 256 and (with a cap) T·T a multiple of L
 /// (soft_cap_forward/backward then take no scalar tail), both paths give bit-identical results; the tests
