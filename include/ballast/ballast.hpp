@@ -17,6 +17,7 @@
 #include <ballast/core/signals.hpp>
 #include <ballast/core/simd.hpp>
 #include <ballast/io/safetensors.hpp>
+#include <ballast/kernels/attention.hpp>
 #include <ballast/kernels/cross_entropy.hpp>
 #include <ballast/kernels/elementwise.hpp>
 #include <ballast/kernels/gelu.hpp>
@@ -24,6 +25,7 @@
 #include <ballast/kernels/norm.hpp>
 #include <ballast/kernels/optimizer.hpp>
 #include <ballast/kernels/reduce.hpp>
+#include <ballast/kernels/ref/attention.hpp>
 #include <ballast/kernels/ref/cross_entropy.hpp>
 #include <ballast/kernels/ref/elementwise.hpp>
 #include <ballast/kernels/ref/gelu.hpp>
