@@ -34,6 +34,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -43,6 +44,7 @@
 #include <boost/hana/length.hpp>
 #include <nlohmann/json.hpp>
 
+#include <ballast/core/checked.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
 #include <ballast/core/jsonl.hpp>
@@ -94,18 +96,35 @@ namespace ballast::study
         }
     };
 
-    /// Parse "d64_L2_H4"; throws ballast::error otherwise.
+    /// Parse "d64_L2_H4" strictly: 'd', digits, "_L", digits, "_H", digits and nothing else (no sign,
+    /// blanks, leading zeros or trailing bytes, so an accepted label round-trips through label()), each
+    /// value in [1, 2^20]; throws ballast::error otherwise.
     inline model_size parse_size(const std::string& s)
     {
+        const auto fail = [&]
+        {
+            ::ballast::detail::throw_error("study", "model size '", s,
+                                           "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
+        };
+        const auto l = s.find("_L");
+        const auto h = l == std::string::npos ? std::string::npos : s.find("_H", l + 2);
+        if (s.empty() || s[0] != 'd' || h == std::string::npos)
+        {
+            fail();
+        }
+        const auto field = [&](std::size_t begin, std::size_t end, const char* what)
+        {
+            const std::string_view t = std::string_view(s).substr(begin, end - begin);
+            if (t.empty() || t.find_first_not_of("0123456789") != std::string_view::npos || t[0] == '0')
+            {
+                fail();
+            }
+            return parse_unsigned(t, "study", what, std::size_t{ 1 } << 20);
+        };
         model_size m;
-        char tail = 0;
-        unsigned long d = 0, l = 0, h = 0;
-        const int got = std::sscanf(s.c_str(), "d%lu_L%lu_H%lu%c", &d, &l, &h, &tail);
-        BALLAST_CHECK(got == 3 && d > 0 && l > 0 && h > 0, "study", "model size '", s,
-                      "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
-        m.d_model = d;
-        m.n_layers = l;
-        m.n_heads = h;
+        m.d_model = field(1, l, "model size d_model");
+        m.n_layers = field(l + 2, h, "model size n_layers");
+        m.n_heads = field(h + 2, s.size(), "model size n_heads");
         return m;
     }
 
