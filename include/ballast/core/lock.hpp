@@ -17,12 +17,14 @@
 /// mounts it is local to one client only. docs/hardening.md has the details.
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <string>
 #include <sys/file.h>
 #include <unistd.h>
+#include <utility>
 
 #include <ballast/core/config.hpp>
 

@@ -7,6 +7,7 @@
 /// or the OOM killer half-way through allocation. The estimate itself (parameters, optimizer state,
 /// activations) belongs to the model and trainer, which know their layouts.
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -74,13 +75,21 @@ namespace ballast
         char buf[64];
         const double b = static_cast<double>(bytes);
         if (bytes >= (1ULL << 30))
+        {
             std::snprintf(buf, sizeof buf, "%.1f GiB", b / double(1ULL << 30));
+        }
         else if (bytes >= (1ULL << 20))
+        {
             std::snprintf(buf, sizeof buf, "%.1f MiB", b / double(1ULL << 20));
+        }
         else if (bytes >= (1ULL << 10))
+        {
             std::snprintf(buf, sizeof buf, "%.1f KiB", b / double(1ULL << 10));
+        }
         else
+        {
             std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(bytes));
+        }
         return buf;
     }
 
