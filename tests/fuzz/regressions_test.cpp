@@ -30,7 +30,8 @@ TEST_CASE("fuzz regression: parse_size accepts canonical labels only", "[fuzz][s
     // fuzz_study_size's first crash: "d1_L1_H1" followed by NUL bytes was accepted (sscanf stops at NUL).
     const std::string crash = slurp(corpus / "fuzz_study_size/regression-trailing-nul");
     REQUIRE(crash == std::string("d1_L1_H1\0\0\0\0", 12));
-    CHECK_THROWS_WITH(parse_size(crash), Catch::Contains("is not of the form d<d_model>_L<layers>_H<heads>"));
+    CHECK_THROWS_WITH(parse_size(crash), "ballast: study: model size 'd1_L1_H1\\x00\\x00\\x00\\x00' is not of the form "
+                                         "d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
     // The same class: what sscanf's %lu let through (a sign wraps, blanks are skipped, trailing text).
     for (const char* bad : { "d-5_L1_H2", "d+64_L2_H4", "d 64_L2_H4", "d064_L2_H4", "d64_L2_H4x", "d64_L2_H4 ",
                              "d64_L-1_H4", "d0_L2_H4", "d64_L0_H4", "d64_L2_H0", "d64_L2", "D64_L2_H4", "d_L2_H4",
@@ -46,7 +47,6 @@ TEST_CASE("fuzz regression: parse_size accepts canonical labels only", "[fuzz][s
     CHECK(m.d_model == 1048576u);
     CHECK(m.n_layers == 24u);
     CHECK(m.n_heads == 16u);
-    CHECK(m.label() == "d1048576_L24_H16");
 }
 
 TEST_CASE("fuzz regression: load_runs reports wrongly typed fields as ballast::error naming the file",
@@ -62,7 +62,8 @@ TEST_CASE("fuzz regression: load_runs reports wrongly typed fields as ballast::e
     CHECK(ballast::study::load_runs(p).empty());
     // A run line whose field has the wrong type: the error names the file, the line and the field's problem.
     std::ofstream(p, std::ios::trunc) << "{\"type\":\"run\",\"policy_set\":7}\n";
+    std::string prefix = "ballast: load_runs: '";
+    prefix.append(p.string()).append("' run line 1: ");
     CHECK_THROWS_WITH(ballast::study::load_runs(p),
-                      Catch::StartsWith("ballast: load_runs: '" + p.string() + "' run line 1: ") &&
-                        Catch::Contains("type must be string"));
+                      Catch::StartsWith(prefix) && Catch::Contains("type must be string"));
 }

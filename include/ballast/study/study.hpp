@@ -103,7 +103,15 @@ namespace ballast::study
     {
         const auto fail = [&]
         {
-            ::ballast::detail::throw_error("study", "model size '", s,
+            std::string shown; // control bytes escaped, so the one error line stays readable
+            for (const char c : s)
+            {
+                const auto u = static_cast<unsigned char>(c);
+                char esc[5];
+                std::snprintf(esc, sizeof esc, "\\x%02x", u);
+                shown += u < 0x20 || u == 0x7f ? std::string(esc) : std::string(1, c);
+            }
+            ::ballast::detail::throw_error("study", "model size '", shown,
                                            "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
         };
         const auto l = s.find("_L");
