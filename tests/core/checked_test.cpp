@@ -18,8 +18,10 @@ namespace
 TEST_CASE("checked_mul and checked_add agree with 128-bit arithmetic and refuse overflow", "[core][checked]")
 {
     constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
-    const std::uint64_t values[] = { 0, 1, 2, 3, 255, 65536, 4294967295ULL, 4294967296ULL, 1ULL << 62,
-                                     (1ULL << 63) - 1, 1ULL << 63, max - 1, max };
+    const std::uint64_t values[] = {
+        0,          1,       2,  3, 255, 65536, 4294967295ULL, 4294967296ULL, 1ULL << 62, (1ULL << 63) - 1,
+        1ULL << 63, max - 1, max
+    };
     for (const auto a : values)
     {
         for (const auto b : values)
@@ -55,9 +57,9 @@ TEST_CASE("checked_product multiplies a list and names what overflowed", "[core]
 {
     CHECK(ballast::checked_product<std::size_t>({}, "t") == 1);
     CHECK(ballast::checked_product<std::size_t>({ 4, 1024, 768 }, "t") == 4u * 1024u * 768u);
-    CHECK_THROWS_WITH(ballast::checked_product<std::size_t>({ 1ULL << 32, 1ULL << 16, 1ULL << 16 }, "model",
-                                                             "activations"),
-                      Catch::StartsWith("ballast: model: activations overflows"));
+    CHECK_THROWS_WITH(
+      ballast::checked_product<std::size_t>({ 1ULL << 32, 1ULL << 16, 1ULL << 16 }, "model", "activations"),
+      Catch::StartsWith("ballast: model: activations overflows"));
 }
 
 TEST_CASE("checked_narrow keeps representable values and refuses the rest", "[core][checked]")
@@ -75,16 +77,20 @@ TEST_CASE("parse_unsigned accepts digits only", "[core][checked]")
 {
     CHECK(ballast::parse_unsigned("0", "t", "n") == 0u);
     CHECK(ballast::parse_unsigned("007", "t", "n") == 7u);
-    CHECK(ballast::parse_unsigned("18446744073709551615", "t", "n") == std::numeric_limits<std::size_t>::max());
+    CHECK(ballast::parse_unsigned("18446744073709551615", "t", "n") ==
+          std::numeric_limits<std::size_t>::max());
     CHECK(ballast::parse_unsigned<std::uint32_t>("4294967295", "t", "n") == 4294967295u);
     for (const char* bad : { "", "-5", "+5", " 5", "5 ", "0x10", "5k", "1e3", "1.0", "\xd9\xa3" })
     {
         CAPTURE(bad);
         CHECK_THROWS_WITH(ballast::parse_unsigned(bad, "cli", "--steps"),
-                          "ballast: cli: --steps '" + std::string(bad) + "' is not an unsigned integer (digits only)");
+                          "ballast: cli: --steps '" + std::string(bad) +
+                            "' is not an unsigned integer (digits only)");
     }
     CHECK_THROWS_WITH(ballast::parse_unsigned("18446744073709551616", "cli", "--steps"),
                       Catch::Contains("is too large (at most 18446744073709551615)"));
-    CHECK_THROWS_WITH(ballast::parse_unsigned<std::uint32_t>("4294967296", "cli", "n"), Catch::Contains("too large"));
-    CHECK_THROWS_WITH(ballast::parse_unsigned<std::size_t>("101", "cli", "n", 100), Catch::Contains("at most 100"));
+    CHECK_THROWS_WITH(ballast::parse_unsigned<std::uint32_t>("4294967296", "cli", "n"),
+                      Catch::Contains("too large"));
+    CHECK_THROWS_WITH(ballast::parse_unsigned<std::size_t>("101", "cli", "n", 100),
+                      Catch::Contains("at most 100"));
 }

@@ -137,7 +137,8 @@ TEST_CASE("remove_stale_temp_files removes dead writers' temps only", "[core][fi
     touch("weights.safetensors");
     auto removed = ballast::remove_stale_temp_files(tmp.path());
     std::ranges::sort(removed);
-    CHECK(removed == std::vector<std::string>{ ".ckpt.safetensors.tmp." + d + ".0", ".results.json.tmp." + d });
+    CHECK(removed ==
+          std::vector<std::string>{ ".ckpt.safetensors.tmp." + d + ".0", ".results.json.tmp." + d });
     CHECK(std::distance(std::filesystem::directory_iterator(tmp.path()), {}) == 5);
     CHECK(ballast::remove_stale_temp_files(tmp.path()).empty());
     CHECK(ballast::remove_stale_temp_files(tmp / "missing").empty());

@@ -86,7 +86,8 @@ TEST_CASE("a lock held by a killed process is free again", "[core][lock]")
     }
     char x = 0;
     REQUIRE(::read(ready[0], &x, 1) == 1);
-    CHECK_THROWS_WITH(ballast::directory_lock(tmp.path()), Catch::Contains("in use by pid " + std::to_string(holder)));
+    CHECK_THROWS_WITH(ballast::directory_lock(tmp.path()),
+                      Catch::Contains("in use by pid " + std::to_string(holder)));
     ::kill(holder, SIGKILL);
     int status = 0;
     ::waitpid(holder, &status, 0);

@@ -14,7 +14,8 @@ TEST_CASE("MemAvailable is parsed from meminfo text in KiB", "[core][memory]")
     CHECK(ballast::detail::parse_meminfo_available(text) == std::optional<std::uint64_t>(24011984ULL * 1024));
     CHECK(ballast::detail::parse_meminfo_available("MemTotal: 5 kB\n") == std::nullopt);
     CHECK(ballast::detail::parse_meminfo_available("MemAvailable: kB\n") == std::nullopt);
-    CHECK(ballast::detail::parse_meminfo_available("MemAvailable: 99999999999999999999999 kB\n") == std::nullopt);
+    CHECK(ballast::detail::parse_meminfo_available("MemAvailable: 99999999999999999999999 kB\n") ==
+          std::nullopt);
 }
 
 TEST_CASE("available_memory_bytes reads this machine's meminfo", "[core][memory]")
@@ -35,7 +36,7 @@ TEST_CASE("format_bytes and check_fits give the documented message", "[core][mem
                       "ballast: memory: the model needs 31.2 GiB, 22.9 GiB available");
     CHECK_NOTHROW(ballast::check_fits(gib(1), "the model", gib(22.9)));
     CHECK_NOTHROW(ballast::check_fits(gib(22.9), "the model", gib(22.9))); // exactly fits
-    CHECK_NOTHROW(ballast::check_fits(~0ULL, "the model", std::nullopt)); // unknown: never refuse
+    CHECK_NOTHROW(ballast::check_fits(~0ULL, "the model", std::nullopt));  // unknown: never refuse
     // Against the real machine: more than 2^63 bytes never fits.
     CHECK_THROWS_WITH(ballast::check_fits(1ULL << 63, "x"), Catch::Contains("available"));
 }

@@ -30,18 +30,20 @@ TEST_CASE("fuzz regression: parse_size accepts canonical labels only", "[fuzz][s
     // fuzz_study_size's first crash: "d1_L1_H1" followed by NUL bytes was accepted (sscanf stops at NUL).
     const std::string crash = slurp(corpus / "fuzz_study_size/regression-trailing-nul");
     REQUIRE(crash == std::string("d1_L1_H1\0\0\0\0", 12));
-    CHECK_THROWS_WITH(parse_size(crash), "ballast: study: model size 'd1_L1_H1\\x00\\x00\\x00\\x00' is not of the form "
-                                         "d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
+    CHECK_THROWS_WITH(parse_size(crash),
+                      "ballast: study: model size 'd1_L1_H1\\x00\\x00\\x00\\x00' is not of the form "
+                      "d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
     // The same class: what sscanf's %lu let through (a sign wraps, blanks are skipped, trailing text).
-    for (const char* bad : { "d-5_L1_H2", "d+64_L2_H4", "d 64_L2_H4", "d064_L2_H4", "d64_L2_H4x", "d64_L2_H4 ",
-                             "d64_L-1_H4", "d0_L2_H4", "d64_L0_H4", "d64_L2_H0", "d64_L2", "D64_L2_H4", "d_L2_H4",
-                             "d64_L2_H" })
+    for (const char* bad :
+         { "d-5_L1_H2", "d+64_L2_H4", "d 64_L2_H4", "d064_L2_H4", "d64_L2_H4x", "d64_L2_H4 ", "d64_L-1_H4",
+           "d0_L2_H4", "d64_L0_H4", "d64_L2_H0", "d64_L2", "D64_L2_H4", "d_L2_H4", "d64_L2_H" })
     {
         CAPTURE(bad);
         CHECK_THROWS_WITH(parse_size(bad), Catch::StartsWith("ballast: study: model size '"));
     }
     // Values beyond the cap (and beyond 64 bits) are refused, not wrapped.
-    CHECK_THROWS_WITH(parse_size("d9223372036854775808_L1_H2"), Catch::Contains("d_model '9223372036854775808' is too large (at most 1048576)"));
+    CHECK_THROWS_WITH(parse_size("d9223372036854775808_L1_H2"),
+                      Catch::Contains("d_model '9223372036854775808' is too large (at most 1048576)"));
     CHECK_THROWS_WITH(parse_size("d64_L99999999999999999999999_H2"), Catch::Contains("n_layers"));
     const auto m = parse_size("d1048576_L24_H16");
     CHECK(m.d_model == 1048576u);

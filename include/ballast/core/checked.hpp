@@ -43,7 +43,8 @@ namespace ballast
 
     /// The product of every factor, checked (1 for none).
     template <std::unsigned_integral T>
-    inline T checked_product(std::initializer_list<T> factors, const char* where, std::string_view what = "size")
+    inline T checked_product(std::initializer_list<T> factors, const char* where,
+                             std::string_view what = "size")
     {
         T r = 1;
         for (const T f : factors)

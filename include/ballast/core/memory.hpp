@@ -96,7 +96,8 @@ namespace ballast
     /// Throw ballast::error "<what> needs 31.2 GiB, 22.9 GiB available" unless `bytes_needed` fits in
     /// `available` bytes. Unknown availability (nullopt) passes: the check must never refuse a run on a
     /// system where it cannot measure.
-    inline void check_fits(std::uint64_t bytes_needed, std::string_view what, std::optional<std::uint64_t> available)
+    inline void check_fits(std::uint64_t bytes_needed, std::string_view what,
+                           std::optional<std::uint64_t> available)
     {
         BALLAST_CHECK(!available || bytes_needed <= *available, "memory", what, " needs ",
                       format_bytes(bytes_needed), ", ", format_bytes(*available), " available");
