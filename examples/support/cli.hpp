@@ -61,14 +61,15 @@ namespace ballast::cli
     template <std::signed_integral T>
     T parse_signed(const std::string& text, const std::string& flag)
     {
-        const std::string_view digits = std::string_view(text).substr(!text.empty() && text[0] == '-' ? 1 : 0);
-        BALLAST_CHECK(!digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos, "cli",
-                      flag, " '", text, "' is not an integer");
+        const std::string_view digits =
+          std::string_view(text).substr(!text.empty() && text[0] == '-' ? 1 : 0);
+        BALLAST_CHECK(!digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos,
+                      "cli", flag, " '", text, "' is not an integer");
         T v{};
         const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
         BALLAST_CHECK(ec == std::errc{} && end == text.data() + text.size(), "cli", flag, " '", text,
-                      "' is out of range [", std::numeric_limits<T>::min(), ", ", std::numeric_limits<T>::max(),
-                      "]");
+                      "' is out of range [", std::numeric_limits<T>::min(), ", ",
+                      std::numeric_limits<T>::max(), "]");
         return v;
     }
 

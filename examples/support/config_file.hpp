@@ -14,9 +14,9 @@
 //
 // Values go through the same reflection as the flags and the metrics header (ballast/core/reflect.hpp), so
 // an unknown key or a wrong type is an error naming the table and key; integers are range-checked against
-// their field's type before narrowing, and an unknown table is reported as an unknown key. Flags given on the command line
-// override the file. TOML support needs Debian's libtomlplusplus-dev (optional: without it, --config
-// reports that it is unavailable).
+// their field's type before narrowing, and an unknown table is reported as an unknown key. Flags given on the
+// command line override the file. TOML support needs Debian's libtomlplusplus-dev (optional: without it,
+// --config reports that it is unavailable).
 
 #include <cstdint>
 #include <filesystem>
@@ -104,12 +104,14 @@ namespace ballast::cli
         }
         catch (const toml::parse_error& e)
         {
-            ballast::detail::throw_error("config file", origin, ":", e.source().begin.line, ": ", e.description());
+            ballast::detail::throw_error("config file", origin, ":", e.source().begin.line, ": ",
+                                         e.description());
         }
 #else
         (void)text;
-        ballast::detail::throw_error("config file", "cannot read '", origin,
-                                     "': built without TOML support (install libtomlplusplus-dev and rebuild)");
+        ballast::detail::throw_error(
+          "config file", "cannot read '", origin,
+          "': built without TOML support (install libtomlplusplus-dev and rebuild)");
 #endif
     }
 
@@ -185,11 +187,13 @@ namespace ballast::cli
     {
         const std::string where = "[" + name + "]";
         nlohmann::json t = take_table(file, name);
-        BALLAST_CHECK(t.is_object(), "config file", "'", name, "' must be a table ", where, ", got ", t.dump());
+        BALLAST_CHECK(t.is_object(), "config file", "'", name, "' must be a table ", where, ", got ",
+                      t.dump());
         boost::hana::for_each(boost::hana::accessors<Config>(),
                               [&](auto pair)
                               {
-                                  const std::string key = boost::hana::to<const char*>(boost::hana::first(pair));
+                                  const std::string key =
+                                    boost::hana::to<const char*>(boost::hana::first(pair));
                                   using V = std::remove_cvref_t<decltype(boost::hana::second(pair)(cfg))>;
                                   if (t.contains(key))
                                   {
@@ -200,7 +204,8 @@ namespace ballast::cli
         boost::hana::for_each(boost::hana::accessors<Config>(),
                               [&](auto pair)
                               {
-                                  const std::string key = boost::hana::to<const char*>(boost::hana::first(pair));
+                                  const std::string key =
+                                    boost::hana::to<const char*>(boost::hana::first(pair));
                                   auto& member = boost::hana::second(pair)(cfg);
                                   if constexpr (std::is_same_v<std::remove_cvref_t<decltype(member)>, int>)
                                   {
@@ -214,7 +219,8 @@ namespace ballast::cli
 
     /// After the known tables are taken: any table left is unknown, reported as an unknown key (not as a
     /// type error of a top-level value): "unknown table [trian] (known: [model], [train], [optimizer])".
-    inline void reject_unknown_tables(const nlohmann::json& file, std::initializer_list<std::string_view> known)
+    inline void reject_unknown_tables(const nlohmann::json& file,
+                                      std::initializer_list<std::string_view> known)
     {
         for (const auto& [k, v] : file.items())
         {

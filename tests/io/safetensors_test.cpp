@@ -145,17 +145,21 @@ TEST_CASE("safetensors refuses bad files with a clear message", "[io][safetensor
     SECTION("a shape whose element count wraps size_t")
     {
         // 2^62 x 4 F32 elements is 2^66 bytes; wrapped, it is 0 and used to match an empty [0, 0] range.
-        CHECK_THROWS_WITH(safetensors_file(with_header(
-                            R"({"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})", 0)),
-                          Catch::Contains("overflows the address space"));
+        CHECK_THROWS_WITH(
+          safetensors_file(
+            with_header(R"({"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})", 0)),
+          Catch::Contains("overflows the address space"));
         // 2^32 x 2^32 x 1 U8 wraps to 0 as well.
-        CHECK_THROWS_WITH(safetensors_file(with_header(
-                            R"({"x":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0)),
-                          Catch::Contains("overflows the address space"));
+        CHECK_THROWS_WITH(
+          safetensors_file(
+            with_header(R"({"x":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0)),
+          Catch::Contains("overflows the address space"));
         // A zero dimension is an honest empty tensor.
-        CHECK(safetensors_file(with_header(R"({"x":{"dtype":"F32","shape":[4611686018427387904,0],"data_offsets":[0,0]}})", 0))
-                .tensors()
-                .size() == 1);
+        CHECK(
+          safetensors_file(
+            with_header(R"({"x":{"dtype":"F32","shape":[4611686018427387904,0],"data_offsets":[0,0]}})", 0))
+            .tensors()
+            .size() == 1);
     }
     SECTION("overlapping tensors")
     {

@@ -57,8 +57,8 @@ TEST_CASE("a binary file with a slightly wrong token-file header is refused, not
         std::memcpy(b.data() + 4 * word, &value, 4);
         static int n = 0;
         const auto p = tmp.path() / (std::to_string(n++) + ".bin");
-        std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()),
-                                                  static_cast<std::streamsize>(b.size()));
+        std::ofstream(p, std::ios::binary)
+          .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
         return p;
     };
     CHECK(ballast::load_tokens(tmp / "good.bin") == tokens);
@@ -71,13 +71,16 @@ TEST_CASE("a binary file with a slightly wrong token-file header is refused, not
     CHECK_THROWS_WITH(ballast::load_tokens(patched(1, 2)), Catch::Contains("has version 2, expected 1"));
     CHECK_THROWS_WITH(ballast::load_tokens(patched(2, 11)), Catch::Contains("declares 11 tokens"));
     CHECK_THROWS_WITH(ballast::load_tokens(patched(2, 0x80000000u)), Catch::Contains("negative token count"));
-    CHECK_THROWS_WITH(ballast::load_tokens(patched(200, 7)), Catch::Contains("non-zero reserved header word 200"));
+    CHECK_THROWS_WITH(ballast::load_tokens(patched(200, 7)),
+                      Catch::Contains("non-zero reserved header word 200"));
     CHECK_THROWS_WITH(ballast::token_file(patched(3, 1)), Catch::Contains("non-zero reserved header word 3"));
     // Short binary files (a NUL in the first 1024 bytes) are refused too; text without NUL is text.
     std::ofstream(tmp / "short.bin", std::ios::binary) << std::string("\xd8\xd2\x34\x01\x01\x00\x00\x00", 8);
-    CHECK_THROWS_WITH(ballast::load_tokens(tmp / "short.bin"), Catch::Contains("shorter than the 1024-byte header"));
+    CHECK_THROWS_WITH(ballast::load_tokens(tmp / "short.bin"),
+                      Catch::Contains("shorter than the 1024-byte header"));
     std::ofstream(tmp / "nul.txt", std::ios::binary) << std::string("text\0more", 9);
-    CHECK_THROWS_WITH(ballast::load_tokens(tmp / "nul.txt"), Catch::Contains("shorter than the 1024-byte header"));
+    CHECK_THROWS_WITH(ballast::load_tokens(tmp / "nul.txt"),
+                      Catch::Contains("shorter than the 1024-byte header"));
     std::ofstream(tmp / "plain.txt", std::ios::binary) << std::string(3000, 'a');
     CHECK(ballast::load_tokens(tmp / "plain.txt") == std::vector<std::uint16_t>(3000, 'a'));
     // In-memory entry point agrees with the file one.

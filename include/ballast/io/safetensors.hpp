@@ -390,8 +390,8 @@ namespace ballast::io
             {
                 if (!empty && __builtin_mul_overflow(bytes, d, &bytes))
                 {
-                    fail("entry '", name, "': shape ", detail::shape_string(t.shape), " of ", dtype_name(t.dtype),
-                         " overflows the address space");
+                    fail("entry '", name, "': shape ", detail::shape_string(t.shape), " of ",
+                         dtype_name(t.dtype), " overflows the address space");
                 }
             }
             if (t.end - t.begin != bytes)

@@ -111,8 +111,9 @@ namespace ballast::study
                 std::snprintf(esc, sizeof esc, "\\x%02x", u);
                 shown += u < 0x20 || u == 0x7f ? std::string(esc) : std::string(1, c);
             }
-            ::ballast::detail::throw_error("study", "model size '", shown,
-                                           "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
+            ::ballast::detail::throw_error(
+              "study", "model size '", shown,
+              "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
         };
         const auto l = s.find("_L");
         const auto h = l == std::string::npos ? std::string::npos : s.find("_H", l + 2);

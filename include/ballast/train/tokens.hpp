@@ -58,7 +58,8 @@ namespace ballast
                       " bytes, shorter than the 1024-byte header (truncated or not a token file)");
         std::int32_t header[256];
         std::memcpy(header, head.data(), sizeof(header));
-        BALLAST_CHECK(header[0] != static_cast<std::int32_t>(__builtin_bswap32(std::uint32_t(token_file_magic))),
+        BALLAST_CHECK(header[0] !=
+                        static_cast<std::int32_t>(__builtin_bswap32(std::uint32_t(token_file_magic))),
                       "token_file", "'", origin, "' has a byte-swapped magic (a big-endian token file?)");
         BALLAST_CHECK(header[0] == token_file_magic, "token_file", "'", origin, "' has magic ", header[0],
                       ", expected ", token_file_magic, " (not a token file, or a damaged header)");
@@ -88,7 +89,8 @@ namespace ballast
 
     /// Tokens of a file's bytes: a token file when binary (see the file comment; refused unless its
     /// header is valid), else UTF-8 text tokenised byte-level. `origin` names the file in errors.
-    inline std::vector<std::uint16_t> tokens_of_bytes(std::span<const std::byte> bytes, const std::string& origin)
+    inline std::vector<std::uint16_t> tokens_of_bytes(std::span<const std::byte> bytes,
+                                                      const std::string& origin)
     {
         if (!looks_binary(bytes))
         {
