@@ -21,7 +21,7 @@ if [ "${BALLAST_SKIP_SANITIZE_ALL:-0}" != 1 ]; then
     cmake --build --preset sanitize -j "$jobs" --target ballast_tests train study predict ballast_model
     # The tests tools/test.sh's filtered leg did not run (model, trainer, warnings, the study engine).
     UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 OMP_WAIT_POLICY=passive \
-        build/sanitize/tests/ballast_tests '[model],[trainer],[warnings],[study]~[grid]~[metric]~[predict]'
+        build/sanitize/tests/ballast_tests '[model],[trainer],[warnings],[fuzz],[study]~[grid]~[metric]~[predict]'
     UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
         ctest --preset sanitize -j "$jobs" -R '^example:'
     stamp "full sanitizer leg"
