@@ -55,6 +55,25 @@ TEST_CASE("write_file_atomic writes and replaces regular files, leaving no temp 
     CHECK(ballast::read_file(tmp / "a.bin").size() == 14);
 }
 
+TEST_CASE("write_file_atomic replaces a stale temp file that has this process's name", "[core][file]")
+{
+    // A crashed earlier process with the same pid (common in containers) left the temp name we would use.
+    ballast::test::temp_dir tmp("file");
+    const unsigned next = ballast::detail::temp_counter().load();
+    for (unsigned n = next; n < next + 4; ++n)
+    {
+        std::string name = ".a.bin.tmp.";
+        name.append(std::to_string(::getpid())).append(".").append(std::to_string(n));
+        std::ofstream(tmp / name) << "stale";
+    }
+    for (int n = 0; n < 4; ++n)
+    {
+        write(tmp / "a.bin", "fresh" + std::to_string(n));
+    }
+    CHECK(slurp(tmp / "a.bin") == "fresh3");
+    CHECK(std::distance(std::filesystem::directory_iterator(tmp.path()), {}) == 1); // all four reused
+}
+
 TEST_CASE("write_file_atomic refuses symlinks and non-regular targets", "[core][file][errors]")
 {
     ballast::test::temp_dir tmp("file");

@@ -71,6 +71,13 @@ namespace ballast
             return file.substr(1, at - 1);
         }
 
+        /// The per-process counter that makes temp names unique across threads.
+        inline std::atomic<unsigned>& temp_counter() noexcept
+        {
+            static std::atomic<unsigned> counter{ 0 };
+            return counter;
+        }
+
         /// fsync a directory so a rename in it survives a power loss. Filesystems that cannot sync a
         /// directory (EINVAL, ENOTSUP) are not an error; other failures are, with their own errno.
         inline void fsync_directory(const std::filesystem::path& dir, const std::filesystem::path& for_file)
@@ -134,15 +141,22 @@ namespace ballast
             BALLAST_CHECK(S_ISREG(st.st_mode), "write_file_atomic", "refusing to replace '", path.string(),
                           "': it is not a regular file");
         }
-        static std::atomic<unsigned> counter{ 0 };
         std::string tmp_name = path.filename().string();
         tmp_name.insert(0, 1, '.');
         tmp_name += ".tmp.";
         tmp_name += std::to_string(::getpid());
         tmp_name += '.';
-        tmp_name += std::to_string(counter.fetch_add(1) % 1000000u);
+        tmp_name += std::to_string(detail::temp_counter().fetch_add(1) % 1000000u);
         const std::string tmp = (dir / tmp_name).string();
-        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        constexpr int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+        int fd = ::open(tmp.c_str(), flags, 0644);
+        if (fd < 0 && errno == EEXIST)
+        {
+            // A leftover of a crashed process that had our pid (pids repeat, e.g. in containers): the name
+            // is unique within this process, so nothing live owns it.
+            ::unlink(tmp.c_str());
+            fd = ::open(tmp.c_str(), flags, 0644);
+        }
         BALLAST_CHECK(fd >= 0, "write_file_atomic", "cannot create '", tmp, "': ", std::strerror(errno));
         const char* failed = nullptr; // the call that failed, with its errno in `err`
         int err = 0;
