@@ -6,10 +6,13 @@
 /// compiled on its own by the header test).
 
 #include <ballast/core/aligned.hpp>
+#include <ballast/core/checked.hpp>
 #include <ballast/core/comm.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
 #include <ballast/core/json.hpp>
+#include <ballast/core/lock.hpp>
+#include <ballast/core/memory.hpp>
 #include <ballast/core/named.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
