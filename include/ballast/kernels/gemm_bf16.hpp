@@ -1,0 +1,479 @@
+#ifndef BALLAST_KERNELS_GEMM_BF16_HPP
+#define BALLAST_KERNELS_GEMM_BF16_HPP
+
+/// @file
+/// bf16-input GEMM with fp32 accumulation: C (fp32) = round_bf16(op(A))·round_bf16(op(B)) (beta = 0) or
+/// C += … (beta = 1), the arithmetic of a TPU matmul and of `torch.matmul` on bf16 tensors with fp32
+/// accumulation. A and B are fp32 buffers; they are rounded to bf16 (round to nearest even, exactly as
+/// `round_to_bf16` in kernels/bf16.hpp) while being packed, so callers never store bf16 copies.
+///
+/// Dims legend (as kernels/gemm.hpp; row-major, leading dimensions in elements):
+///   M = rows of C, N = columns of C, K = reduction length.
+///   nn: C(M×N) = A(M×K)·B(K×N)         lda >= K, ldb >= N
+///   nt: C(M×N) = A(M×K)·B(N×K)ᵀ        lda >= K, ldb >= K
+///   tn: C(M×N) = A(K×M)ᵀ·B(K×N)        lda >= M, ldb >= N
+///   ldc >= N always. MR×NR = micro-tile; KC, MC, NC = cache blocks.
+///
+/// Two paths, chosen at compile time (`bf16_gemm_path`, template argument, no runtime dispatch):
+///   emulated  portable (any xsimd arch): packs the rounded values as floats and runs an fp32 FMA
+///             micro-kernel (MR×NR = 6 × 2 registers, as kernels/gemm.hpp).
+///   native    AVX512_BF16 only (`__AVX512BF16__`, e.g. -march=native on Zen 4/5, Cooper Lake, Sapphire
+///             Rapids): packs pairs of consecutive k into one 32-bit lane (bf16 of k in the upper half,
+///             of k+1 in the lower half) and runs `_mm512_dpbf16_ps` (VDPBF16PS), 6×32 tile in 12 zmm
+///             accumulators; one instruction does 16 lanes × 2 multiply-adds.
+///
+/// Summation order (both paths, fixed, independent of thread count and tile position): K is cut into
+/// blocks of `gemm_bf16_kc` = 256 in increasing order; per block, each C element is one fp32 FMA chain
+/// over k in increasing order starting from +0; the block value is then added to C in fp32 (or stored,
+/// for the first block when beta = 0). `ref::gemm_bf16_fp32_chain` is this sequence written out per
+/// element, and both paths equal it bit for bit (NaN payloads aside; tested).
+///
+/// How VDPBF16PS rounds (Intel SDM; verified on this Zen 5 on 3.2 M random lanes, subnormals included):
+/// per 32-bit lane i, two fp32 FMAs in sequence, each rounded to nearest even, MXCSR neither read nor
+/// written, with DAZ on the inputs and FTZ on the result:
+///   acc ← fma(a[2i+1], b[2i+1], acc); acc ← fma(a[2i], b[2i], acc)      (the upper bf16 of the pair first)
+/// The product of two bf16 values (8-bit significands) is exact in fp32, so each step is one rounding of
+/// acc + exact product. With k in the upper half, the native chain is exactly the emulated chain, except:
+///   - DAZ: a subnormal bf16 input (|x| < 2^-126 after rounding) counts as ±0 (the emulated path uses it);
+///   - FTZ: a partial sum that would be subnormal becomes ±0 (the emulated path keeps it);
+///   - an odd K pads the last pair with (0, 0), adding +0 (can only turn a flushed −0 into +0);
+///   - NaN: both give NaN, possibly with different payloads.
+/// So the two paths agree bit for bit whenever no bf16 input and no partial sum is subnormal, i.e. for
+/// all data of normal magnitude (tested), and otherwise differ by at most the flushed subnormal amounts
+/// (each < 2^-126 ≈ 1.2e-38 per FMA). Both are deterministic and thread-count independent.
+///
+/// Threads: one OpenMP team per call (serial below `gemm_bf16_parallel_min_macs` or inside a parallel
+/// region); threads split the MR-row slivers of C statically into even contiguous shares, each thread
+/// packs its own B (no barrier). Which thread computes an element never changes its order, so results are
+/// bit-identical for any thread count. (The column split and dynamic hand-out that kernels/gemm.hpp may
+/// get are not mirrored here.)
+///
+/// With `BALLAST_FORCE_SCALAR` the public `gemm_bf16` forwards to `ref::gemm_bf16` (double accumulation).
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include <omp.h>
+
+#include <ballast/core/aligned.hpp>
+#include <ballast/core/config.hpp>
+#include <ballast/core/parallel.hpp>
+#include <ballast/core/simd.hpp>
+#include <ballast/core/xsimd.hpp>
+#include <ballast/kernels/ref/bf16.hpp>
+#include <ballast/kernels/ref/gemm.hpp>
+#include <ballast/kernels/ref/gemm_bf16.hpp>
+
+namespace ballast::kernels
+{
+    /// Which implementation of the bf16 GEMM to compile.
+    enum class bf16_gemm_path
+    {
+        emulated, ///< portable: bf16-rounded floats, fp32 FMA micro-kernel
+        native    ///< AVX512_BF16 VDPBF16PS (only where `bf16_native_available`)
+    };
+
+    /// True when the compiler may emit AVX512_BF16 instructions (and the kernels are not forced scalar).
+    inline constexpr bool bf16_native_available =
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+      !simd::force_scalar;
+#else
+      false;
+#endif
+
+    /// The path `gemm_bf16` uses unless told otherwise: native where available, emulated elsewhere.
+    inline constexpr bf16_gemm_path bf16_gemm_default_path =
+      bf16_native_available ? bf16_gemm_path::native : bf16_gemm_path::emulated;
+
+    /// K block of both paths: it defines the summation order (see the file comment), so it is shared;
+    /// even, so a bf16 pair never straddles two blocks. 256 as in kernels/gemm.hpp (one KC×NR sliver of
+    /// packed B in L1: 16 KiB of bf16 pairs for the native tile, 32 KiB of floats for the emulated one).
+    inline constexpr std::size_t gemm_bf16_kc = 256;
+
+    /// M block (rows of packed A per block, a multiple of MR = 6) and N block (columns of packed B per
+    /// block, a multiple of every NR): as kernels/gemm.hpp, A block in L2, B block in L3.
+    inline constexpr std::size_t gemm_bf16_mc = 240;
+    inline constexpr std::size_t gemm_bf16_nc = 4096;
+
+    /// Below this many multiply-adds the call runs on one thread (as kernels/gemm.hpp).
+    inline constexpr std::size_t gemm_bf16_parallel_min_macs = std::size_t(1) << 19;
+
+    namespace detail
+    {
+        /// Per-thread growable aligned scratch (`Tag` separates buffers); grows, never shrinks.
+        template <class T, int Tag>
+        inline T* gemm_bf16_scratch(std::size_t n)
+        {
+            thread_local aligned_vector<T> buf;
+            if (buf.size() < n)
+            {
+                buf.resize(n);
+            }
+            return buf.data();
+        }
+
+        /// The emulated path: packed operands are bf16-rounded floats, one k per packed row.
+        template <class Arch>
+        struct gemm_bf16_emulated
+        {
+            using packed = float;
+            using V = xsimd::batch<float, Arch>;
+            static constexpr std::size_t lanes = V::size;
+            static constexpr std::size_t mr = 6;
+            static constexpr std::size_t nr = 2 * lanes;
+
+            /// Packed rows for `kc` steps of k.
+            static constexpr std::size_t rows(std::size_t kc) noexcept { return kc; }
+
+            /// Pack a `w`-wide panel of `kc` steps into slivers of W: dst[s·W·kc + k·W + c] =
+            /// round_bf16(src(s·W + c, k)), zero past w. Source element (c, k) is src[c·cs + k·ks].
+            template <std::size_t W>
+            static void pack(const float* __restrict src, std::size_t cs, std::size_t ks, std::size_t kc,
+                             std::size_t w, float* __restrict dst) noexcept
+            {
+                const std::size_t slivers = (w + W - 1) / W;
+                if (cs == 1)
+                {
+                    // Width contiguous: stream each source row across the panel.
+                    for (std::size_t k = 0; k < kc; ++k)
+                    {
+                        const float* s = src + k * ks;
+                        for (std::size_t sl = 0; sl < slivers; ++sl)
+                        {
+                            float* d = dst + sl * W * kc + k * W;
+                            const std::size_t c0 = sl * W, n = std::min(W, w - c0);
+                            for (std::size_t c = 0; c < W; ++c)
+                            {
+                                d[c] = c < n ? round_to_bf16(s[c0 + c]) : 0.0f;
+                            }
+                        }
+                    }
+                    return;
+                }
+                // K contiguous: each of the W rows of a sliver is read front to back.
+                for (std::size_t sl = 0; sl < slivers; ++sl)
+                {
+                    float* d = dst + sl * W * kc;
+                    for (std::size_t c = 0; c < W; ++c)
+                    {
+                        if (sl * W + c < w)
+                        {
+                            const float* s = src + (sl * W + c) * cs;
+                            for (std::size_t k = 0; k < kc; ++k)
+                            {
+                                d[k * W + c] = round_to_bf16(s[k * ks]);
+                            }
+                        }
+                        else
+                        {
+                            for (std::size_t k = 0; k < kc; ++k)
+                            {
+                                d[k * W + c] = 0.0f;
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// tile(MR×NR) = Σ_k a[k·MR + r]·b[k·NR + c], one FMA chain per output from +0, then stored
+            /// to c (accumulate = false) or added to it. `b` aligned to the SIMD width.
+            static void kernel(std::size_t kc, const float* __restrict a, const float* __restrict b,
+                               float* __restrict c, std::size_t ldc, bool accumulate) noexcept
+            {
+                V acc[mr][2];
+#pragma GCC unroll 6
+                for (std::size_t r = 0; r < mr; ++r)
+                {
+                    acc[r][0] = V(0.0f);
+                    acc[r][1] = V(0.0f);
+                }
+#pragma GCC unroll 4
+                for (std::size_t k = 0; k < kc; ++k)
+                {
+                    const V b0 = V::load_aligned(b);
+                    const V b1 = V::load_aligned(b + lanes);
+#pragma GCC unroll 6
+                    for (std::size_t r = 0; r < mr; ++r)
+                    {
+                        const V ar(a[r]);
+                        acc[r][0] = xsimd::fma(ar, b0, acc[r][0]);
+                        acc[r][1] = xsimd::fma(ar, b1, acc[r][1]);
+                    }
+                    a += mr;
+                    b += nr;
+                }
+#pragma GCC unroll 6
+                for (std::size_t r = 0; r < mr; ++r)
+                {
+                    float* cr = c + r * ldc;
+                    if (accumulate)
+                    {
+                        acc[r][0] += V::load_unaligned(cr);
+                        acc[r][1] += V::load_unaligned(cr + lanes);
+                    }
+                    acc[r][0].store_unaligned(cr);
+                    acc[r][1].store_unaligned(cr + lanes);
+                }
+            }
+        };
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+        /// The native path: packed operands are bf16 pairs in 32-bit lanes, (k, k+1) = (upper, lower) half.
+        struct gemm_bf16_native
+        {
+            using packed = std::uint32_t;
+            static constexpr std::size_t lanes = 16;
+            static constexpr std::size_t mr = 6;
+            static constexpr std::size_t nr = 2 * lanes;
+
+            /// Packed rows (pairs of k) for `kc` steps of k; an odd kc pads the last pair with 0.
+            static constexpr std::size_t rows(std::size_t kc) noexcept { return (kc + 1) / 2; }
+
+            /// bf16(k) in the upper half (VDPBF16PS multiplies it first), bf16(k+1) in the lower half.
+            static std::uint32_t pair(float first, float second) noexcept
+            {
+                return (static_cast<std::uint32_t>(float_to_bf16_bits(first)) << 16) |
+                       static_cast<std::uint32_t>(float_to_bf16_bits(second));
+            }
+
+            /// Pack a `w`-wide panel of `kc` steps into slivers of W: dst[s·W·P + p·W + c] =
+            /// pair(src(s·W + c, 2p), src(s·W + c, 2p + 1)) with P = rows(kc), zero past w and past kc.
+            template <std::size_t W>
+            static void pack(const float* __restrict src, std::size_t cs, std::size_t ks, std::size_t kc,
+                             std::size_t w, std::uint32_t* __restrict dst) noexcept
+            {
+                const std::size_t slivers = (w + W - 1) / W;
+                const std::size_t np = rows(kc);
+                if (cs == 1)
+                {
+                    for (std::size_t p = 0; p < np; ++p)
+                    {
+                        const float* s0 = src + 2 * p * ks;
+                        const float* s1 = 2 * p + 1 < kc ? s0 + ks : nullptr;
+                        for (std::size_t sl = 0; sl < slivers; ++sl)
+                        {
+                            std::uint32_t* d = dst + sl * W * np + p * W;
+                            const std::size_t c0 = sl * W, n = std::min(W, w - c0);
+                            for (std::size_t c = 0; c < W; ++c)
+                            {
+                                d[c] = c < n ? pair(s0[c0 + c], s1 ? s1[c0 + c] : 0.0f) : 0u;
+                            }
+                        }
+                    }
+                    return;
+                }
+                for (std::size_t sl = 0; sl < slivers; ++sl)
+                {
+                    std::uint32_t* d = dst + sl * W * np;
+                    for (std::size_t c = 0; c < W; ++c)
+                    {
+                        if (sl * W + c < w)
+                        {
+                            const float* s = src + (sl * W + c) * cs;
+                            for (std::size_t p = 0; p < np; ++p)
+                            {
+                                const float second = 2 * p + 1 < kc ? s[(2 * p + 1) * ks] : 0.0f;
+                                d[p * W + c] = pair(s[2 * p * ks], second);
+                            }
+                        }
+                        else
+                        {
+                            for (std::size_t p = 0; p < np; ++p)
+                            {
+                                d[p * W + c] = 0u;
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// tile(MR×NR) over `np` pairs: per pair, two zmm loads of B, MR 32-bit broadcasts of A, 2·MR
+            /// VDPBF16PS into 12 accumulators started at +0; then stored to c or added to it (fp32 add).
+            static void kernel(std::size_t np, const std::uint32_t* __restrict a, const std::uint32_t* __restrict b,
+                               float* __restrict c, std::size_t ldc, bool accumulate) noexcept
+            {
+                __m512 acc[mr][2];
+#pragma GCC unroll 6
+                for (std::size_t r = 0; r < mr; ++r)
+                {
+                    acc[r][0] = _mm512_setzero_ps();
+                    acc[r][1] = _mm512_setzero_ps();
+                }
+#pragma GCC unroll 4
+                for (std::size_t p = 0; p < np; ++p)
+                {
+                    const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
+                    const __m512bh b1 = (__m512bh)_mm512_load_si512(b + lanes);
+#pragma GCC unroll 6
+                    for (std::size_t r = 0; r < mr; ++r)
+                    {
+                        const __m512bh ar = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r]));
+                        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
+                        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
+                    }
+                    a += mr;
+                    b += nr;
+                }
+#pragma GCC unroll 6
+                for (std::size_t r = 0; r < mr; ++r)
+                {
+                    float* cr = c + r * ldc;
+                    if (accumulate)
+                    {
+                        acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(cr));
+                        acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(cr + lanes));
+                    }
+                    _mm512_storeu_ps(cr, acc[r][0]);
+                    _mm512_storeu_ps(cr + lanes, acc[r][1]);
+                }
+            }
+        };
+#endif
+
+        /// The blocked, threaded driver shared by both paths (arguments validated, M, N, K > 0).
+        template <class P>
+        inline void gemm_bf16_blocked(gemm_layout layout, std::size_t M, std::size_t N, std::size_t K,
+                                      const float* A, std::size_t lda, const float* B, std::size_t ldb,
+                                      bool beta_one, float* C, std::size_t ldc)
+        {
+            using packed = typename P::packed;
+            constexpr std::size_t MR = P::mr, NR = P::nr;
+            constexpr std::size_t KC = gemm_bf16_kc, MC = gemm_bf16_mc, NC = gemm_bf16_nc;
+            static_assert(KC % 2 == 0 && MC % MR == 0 && NC % NR == 0, "blocks must be whole tiles and pairs");
+
+            // Strides of op(A)(i, k) and op(B)(k, j) in the stored arrays.
+            const std::size_t a_is = layout == gemm_layout::tn ? 1 : lda;
+            const std::size_t a_ks = layout == gemm_layout::tn ? lda : 1;
+            const std::size_t b_js = layout == gemm_layout::nt ? ldb : 1;
+            const std::size_t b_ks = layout == gemm_layout::nt ? 1 : ldb;
+
+            const std::size_t m_slivers = (M + MR - 1) / MR;
+            const std::size_t rows_max = P::rows(std::min(K, KC));
+            std::size_t team = 1;
+            if (!omp_in_parallel() && M * N * K >= gemm_bf16_parallel_min_macs)
+            {
+                team = std::min(static_cast<std::size_t>(num_threads()), m_slivers);
+            }
+
+            const auto share = [&](std::size_t nt, std::size_t tid)
+            {
+                const std::size_t row0 = std::min(M, (m_slivers * tid / nt) * MR);
+                const std::size_t row1 = std::min(M, (m_slivers * (tid + 1) / nt) * MR);
+                if (row1 <= row0)
+                {
+                    return;
+                }
+                packed* const a_pack = gemm_bf16_scratch<packed, 0>(MC * rows_max);
+                packed* const b_pack =
+                  gemm_bf16_scratch<packed, 1>(rows_max * ((std::min(NC, N) + NR - 1) / NR * NR));
+                alignas(64) float tile[MR * NR];
+                for (std::size_t jc = 0; jc < N; jc += NC)
+                {
+                    const std::size_t nc = std::min(NC, N - jc);
+                    const std::size_t n_slivers = (nc + NR - 1) / NR;
+                    for (std::size_t pc = 0; pc < K; pc += KC)
+                    {
+                        const std::size_t kc = std::min(KC, K - pc);
+                        const std::size_t kr = P::rows(kc);
+                        const bool accumulate = beta_one || pc > 0;
+                        P::template pack<NR>(B + jc * b_js + pc * b_ks, b_js, b_ks, kc, nc, b_pack);
+                        for (std::size_t ic = row0; ic < row1; ic += MC)
+                        {
+                            const std::size_t mc = std::min(MC, row1 - ic);
+                            const std::size_t mc_slivers = (mc + MR - 1) / MR;
+                            P::template pack<MR>(A + ic * a_is + pc * a_ks, a_is, a_ks, kc, mc, a_pack);
+                            for (std::size_t sj = 0; sj < n_slivers; ++sj)
+                            {
+                                const std::size_t j = jc + sj * NR;
+                                const std::size_t n = std::min(NR, N - j);
+                                const packed* bs = b_pack + sj * NR * kr;
+                                for (std::size_t si = 0; si < mc_slivers; ++si)
+                                {
+                                    const std::size_t i = ic + si * MR;
+                                    const std::size_t m = std::min(MR, M - i);
+                                    const packed* as = a_pack + si * MR * kr;
+                                    float* ct = C + i * ldc + j;
+                                    if (m == MR && n == NR)
+                                    {
+                                        P::kernel(kr, as, bs, ct, ldc, accumulate);
+                                        continue;
+                                    }
+                                    // Edge tile: full tile into scratch, then the valid part (same order).
+                                    P::kernel(kr, as, bs, tile, NR, false);
+                                    for (std::size_t r = 0; r < m; ++r)
+                                    {
+                                        for (std::size_t q = 0; q < n; ++q)
+                                        {
+                                            float& dst = ct[r * ldc + q];
+                                            dst = accumulate ? dst + tile[r * NR + q] : tile[r * NR + q];
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            if (team == 1)
+            {
+                share(1, 0);
+                return;
+            }
+            const int team_size = static_cast<int>(team);
+#pragma omp parallel num_threads(team_size)
+            share(static_cast<std::size_t>(omp_get_num_threads()), static_cast<std::size_t>(omp_get_thread_num()));
+        }
+    } // namespace detail
+
+    /// C = round_bf16(op(A))·round_bf16(op(B)) (beta = 0: C is only written) or C += … (beta = 1), fp32
+    /// accumulation in the fixed order of the file comment; layouts and leading dimensions as `gemm`. Any
+    /// other beta or a too-short leading dimension throws ballast::error. M, N or K may be 0 (K = 0 with
+    /// beta = 0 zeroes C). `Path = native` requires `bf16_native_available`. Bit-identical for any thread
+    /// count; serial inside an enclosing parallel region.
+    template <bf16_gemm_path Path = bf16_gemm_default_path>
+    inline void gemm_bf16(gemm_layout layout, std::size_t M, std::size_t N, std::size_t K, const float* A,
+                          std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc)
+    {
+        static_assert(Path == bf16_gemm_path::emulated || bf16_native_available,
+                      "gemm_bf16<native> needs AVX512_BF16 (compile with -march=native on a CPU that has it, "
+                      "or -mavx512bf16); use bf16_gemm_path::emulated or bf16_gemm_default_path");
+        if constexpr (simd::force_scalar)
+        {
+            ref::gemm_bf16(layout, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        }
+        else
+        {
+            detail::gemm_check_args("gemm_bf16", layout, M, N, K, lda, ldb, beta, ldc);
+            if (M == 0 || N == 0)
+            {
+                return;
+            }
+            if (K == 0)
+            {
+                if (beta == 0.0f)
+                {
+                    for (std::size_t i = 0; i < M; ++i)
+                    {
+                        std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+                    }
+                }
+                return;
+            }
+            if constexpr (Path == bf16_gemm_path::emulated)
+            {
+                detail::gemm_bf16_blocked<detail::gemm_bf16_emulated<simd::arch>>(layout, M, N, K, A, lda, B, ldb,
+                                                                                  beta == 1.0f, C, ldc);
+            }
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+            else
+            {
+                detail::gemm_bf16_blocked<detail::gemm_bf16_native>(layout, M, N, K, A, lda, B, ldb, beta == 1.0f,
+                                                                    C, ldc);
+            }
+#endif
+        }
+    }
+} // namespace ballast::kernels
+
+#endif
