@@ -237,8 +237,63 @@ namespace ballast::kernels
                        static_cast<std::uint32_t>(float_to_bf16_bits(second));
             }
 
+            /// Permutation tables of the 6-row transpose in `pack`: output word e (of 48) is pair p = e / 6 of
+            /// row c = e % 6; rows 0-3 sit in z0 = [row0 | row1], z1 = [row2 | row3] (permutex2var index
+            /// (c / 2)·16 + (c % 2)·8 + p), rows 4-5 in z2 = [row4 | row5] (index (c % 2)·8 + p, under mask2).
+            struct T6
+            {
+                alignas(64) std::int32_t idx01[3][16];
+                alignas(64) std::int32_t idx2[3][16];
+                __mmask16 mask2[3];
+            };
+
+            static const T6& transpose6() noexcept
+            {
+                static const T6 t = []
+                {
+                    T6 r{};
+                    for (int j = 0; j < 3; ++j)
+                    {
+                        r.mask2[j] = 0;
+                        for (int q = 0; q < 16; ++q)
+                        {
+                            const int e = 16 * j + q, p = e / 6, c = e % 6;
+                            r.idx01[j][q] = c < 4 ? (c / 2) * 16 + (c % 2) * 8 + p : 0;
+                            r.idx2[j][q] = c < 4 ? 0 : (c % 2) * 8 + p;
+                            if (c >= 4)
+                            {
+                                r.mask2[j] = static_cast<__mmask16>(r.mask2[j] | (1u << q));
+                            }
+                        }
+                    }
+                    return r;
+                }();
+                return t;
+            }
+
+            /// 16 floats rounded to bf16: the rounded values' bit patterns (low halves zero, NaN quieted),
+            /// the rule of `float_to_bf16_bits` on 32-bit lanes.
+            static __m512i round_bits(__m512 x) noexcept
+            {
+                const __m512i u = _mm512_castps_si512(x);
+                const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+                const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+                const __m512i rounded =
+                  _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd), high);
+                const __m512i nan_bits = _mm512_or_si512(_mm512_and_si512(u, high), _mm512_set1_epi32(0x00400000));
+                return _mm512_mask_mov_epi32(rounded, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), nan_bits);
+            }
+
+            /// Lanes [0, n) set (n <= 16).
+            static __mmask16 first(std::size_t n) noexcept
+            {
+                return static_cast<__mmask16>((1u << n) - 1u);
+            }
+
             /// Pack a `w`-wide panel of `kc` steps into slivers of W: dst[s·W·P + p·W + c] =
             /// pair(src(s·W + c, 2p), src(s·W + c, 2p + 1)) with P = rows(kc), zero past w and past kc.
+            /// Source element (c, k) is src[c·cs + k·ks]; the layouts give cs = 1 (width contiguous: B in
+            /// nn/tn, A in tn) or ks = 1 (k contiguous: A in nn/nt, B in nt), both vectorised.
             template <std::size_t W>
             static void pack(const float* __restrict src, std::size_t cs, std::size_t ks, std::size_t kc,
                              std::size_t w, std::uint32_t* __restrict dst) noexcept
@@ -247,6 +302,8 @@ namespace ballast::kernels
                 const std::size_t np = rows(kc);
                 if (cs == 1)
                 {
+                    // Rows 2p and 2p+1 side by side: lane c of the pair is (bits(row 2p) & high) | bits(row
+                    // 2p+1) >> 16, no shuffles. Masked loads zero the lanes past w (bf16 of 0 is 0).
                     for (std::size_t p = 0; p < np; ++p)
                     {
                         const float* s0 = src + 2 * p * ks;
@@ -255,34 +312,95 @@ namespace ballast::kernels
                         {
                             std::uint32_t* d = dst + sl * W * np + p * W;
                             const std::size_t c0 = sl * W, n = std::min(W, w - c0);
-                            for (std::size_t c = 0; c < W; ++c)
+                            for (std::size_t c = 0; c < W; c += 16)
                             {
-                                d[c] = c < n ? pair(s0[c0 + c], s1 ? s1[c0 + c] : 0.0f) : 0u;
+                                const std::size_t valid = n > c ? std::min<std::size_t>(16, n - c) : 0;
+                                const __mmask16 lm = first(valid);
+                                const __m512i r0 = round_bits(_mm512_maskz_loadu_ps(lm, s0 + c0 + c));
+                                const __m512i r1 = s1 ? round_bits(_mm512_maskz_loadu_ps(lm, s1 + c0 + c))
+                                                      : _mm512_setzero_si512();
+                                const __m512i v = _mm512_or_si512(r0, _mm512_srli_epi32(r1, 16));
+                                _mm512_mask_storeu_epi32(d + c, first(std::min<std::size_t>(16, W - c)), v);
                             }
                         }
                     }
                     return;
                 }
+                if (ks == 1)
+                {
+                    // Each row of the sliver, 8 pairs (16 floats) at a time: round, then fold each 64-bit
+                    // lane (k, k+1) to one 32-bit pair, (lo & 0xFFFF0000) | (hi >> 16) = (x & high) | x >> 48,
+                    // and narrow with VPMOVQD: 8 pairs of row c. W = 6 (A in nn/nt, repacked for every
+                    // MC×KC block): the 6 rows' vectors are transposed in registers into the 48 consecutive
+                    // packed words (3 zmm, two permutes each). Other W (B in nt, packed once per call):
+                    // scattered W apart.
+                    const __m512i high64 = _mm512_set1_epi64(0xFFFF0000);
+                    const auto row_pairs = [&](const float* s, std::size_t p0) -> __m256i
+                    {
+                        const std::size_t k0 = 2 * p0;
+                        const __mmask16 lm = first(std::min<std::size_t>(16, kc - k0));
+                        const __m512i r = round_bits(_mm512_maskz_loadu_ps(lm, s + k0));
+                        return _mm512_cvtepi64_epi32(
+                          _mm512_or_si512(_mm512_and_si512(r, high64), _mm512_srli_epi64(r, 48)));
+                    };
+                    for (std::size_t sl = 0; sl < slivers; ++sl)
+                    {
+                        std::uint32_t* d = dst + sl * W * np;
+                        const std::size_t n = std::min(W, w - sl * W);
+                        if constexpr (W == 6)
+                        {
+                            const T6& t = transpose6();
+                            for (std::size_t p0 = 0; p0 < np; p0 += 8)
+                            {
+                                __m256i r[6];
+                                for (std::size_t c = 0; c < 6; ++c)
+                                {
+                                    r[c] = c < n ? row_pairs(src + (sl * W + c) * cs, p0) : _mm256_setzero_si256();
+                                }
+                                const __m512i z0 = _mm512_inserti64x4(_mm512_castsi256_si512(r[0]), r[1], 1);
+                                const __m512i z1 = _mm512_inserti64x4(_mm512_castsi256_si512(r[2]), r[3], 1);
+                                const __m512i z2 = _mm512_inserti64x4(_mm512_castsi256_si512(r[4]), r[5], 1);
+                                const std::size_t words = 6 * std::min<std::size_t>(8, np - p0);
+                                for (std::size_t j = 0; j < 3; ++j)
+                                {
+                                    const __m512i v = _mm512_mask_permutexvar_epi32(
+                                      _mm512_permutex2var_epi32(z0, _mm512_load_si512(t.idx01[j]), z1), t.mask2[j],
+                                      _mm512_load_si512(t.idx2[j]), z2);
+                                    const std::size_t valid = words > 16 * j ? std::min<std::size_t>(16, words - 16 * j) : 0;
+                                    _mm512_mask_storeu_epi32(d + p0 * 6 + 16 * j, first(valid), v);
+                                }
+                            }
+                        }
+                        else
+                        {
+                            const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                                       _mm256_set1_epi32(static_cast<int>(W)));
+                            for (std::size_t c = 0; c < W; ++c)
+                            {
+                                const float* s = src + (sl * W + c) * cs;
+                                for (std::size_t p0 = 0; p0 < np; p0 += 8)
+                                {
+                                    const __m256i v = c < n ? row_pairs(s, p0) : _mm256_setzero_si256();
+                                    const auto m = static_cast<__mmask8>((1u << std::min<std::size_t>(8, np - p0)) - 1u);
+                                    _mm256_mask_i32scatter_epi32(d + p0 * W + c, m, offsets, v, 4);
+                                }
+                            }
+                        }
+                    }
+                    return;
+                }
+                // Neither stride is 1 (no layout produces this): element by element.
                 for (std::size_t sl = 0; sl < slivers; ++sl)
                 {
                     std::uint32_t* d = dst + sl * W * np;
                     for (std::size_t c = 0; c < W; ++c)
                     {
-                        if (sl * W + c < w)
+                        const bool in = sl * W + c < w;
+                        const float* s = src + (sl * W + c) * cs;
+                        for (std::size_t p = 0; p < np; ++p)
                         {
-                            const float* s = src + (sl * W + c) * cs;
-                            for (std::size_t p = 0; p < np; ++p)
-                            {
-                                const float second = 2 * p + 1 < kc ? s[(2 * p + 1) * ks] : 0.0f;
-                                d[p * W + c] = pair(s[2 * p * ks], second);
-                            }
-                        }
-                        else
-                        {
-                            for (std::size_t p = 0; p < np; ++p)
-                            {
-                                d[p * W + c] = 0u;
-                            }
+                            const float second = in && 2 * p + 1 < kc ? s[(2 * p + 1) * ks] : 0.0f;
+                            d[p * W + c] = in ? pair(s[2 * p * ks], second) : 0u;
                         }
                     }
                 }
