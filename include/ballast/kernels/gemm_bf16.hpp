@@ -61,6 +61,7 @@
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/simd.hpp>
 #include <ballast/core/xsimd.hpp>
+#include <ballast/kernels/bf16.hpp>
 #include <ballast/kernels/ref/bf16.hpp>
 #include <ballast/kernels/ref/gemm.hpp>
 #include <ballast/kernels/ref/gemm_bf16.hpp>
@@ -127,7 +128,9 @@ namespace ballast::kernels
             static constexpr std::size_t rows(std::size_t kc) noexcept { return kc; }
 
             /// Pack a `w`-wide panel of `kc` steps into slivers of W: dst[s·W·kc + k·W + c] =
-            /// round_bf16(src(s·W + c, k)), zero past w. Source element (c, k) is src[c·cs + k·ks].
+            /// round_bf16(src(s·W + c, k)), zero past w. Source element (c, k) is src[c·cs + k·ks]. A plain
+            /// copy (row copies or a transpose) followed by one SIMD rounding pass over the packed panel,
+            /// which is contiguous and aligned: the copy loops stay simple enough to vectorise.
             template <std::size_t W>
             static void pack(const float* __restrict src, std::size_t cs, std::size_t ks, std::size_t kc,
                              std::size_t w, float* __restrict dst) noexcept
@@ -143,36 +146,48 @@ namespace ballast::kernels
                         {
                             float* d = dst + sl * W * kc + k * W;
                             const std::size_t c0 = sl * W, n = std::min(W, w - c0);
+                            if (n == W)
+                            {
+#pragma GCC unroll 32
+                                for (std::size_t c = 0; c < W; ++c)
+                                {
+                                    d[c] = s[c0 + c];
+                                }
+                                continue;
+                            }
                             for (std::size_t c = 0; c < W; ++c)
                             {
-                                d[c] = c < n ? round_to_bf16(s[c0 + c]) : 0.0f;
+                                d[c] = c < n ? s[c0 + c] : 0.0f;
                             }
                         }
                     }
-                    return;
                 }
-                // K contiguous: each of the W rows of a sliver is read front to back.
-                for (std::size_t sl = 0; sl < slivers; ++sl)
+                else
                 {
-                    float* d = dst + sl * W * kc;
-                    for (std::size_t c = 0; c < W; ++c)
+                    // K contiguous: each of the W rows of a sliver is read front to back.
+                    for (std::size_t sl = 0; sl < slivers; ++sl)
                     {
-                        if (sl * W + c < w)
+                        float* d = dst + sl * W * kc;
+                        for (std::size_t c = 0; c < W; ++c)
                         {
                             const float* s = src + (sl * W + c) * cs;
+                            const bool in = sl * W + c < w;
                             for (std::size_t k = 0; k < kc; ++k)
                             {
-                                d[k * W + c] = round_to_bf16(s[k * ks]);
-                            }
-                        }
-                        else
-                        {
-                            for (std::size_t k = 0; k < kc; ++k)
-                            {
-                                d[k * W + c] = 0.0f;
+                                d[k * W + c] = in ? s[k * ks] : 0.0f;
                             }
                         }
                     }
+                }
+                const std::size_t total = slivers * W * kc;
+                std::size_t i = 0;
+                for (; i + lanes <= total; i += lanes)
+                {
+                    round_to_bf16_batch(V::load_aligned(dst + i)).store_aligned(dst + i);
+                }
+                for (; i < total; ++i)
+                {
+                    dst[i] = round_to_bf16(dst[i]);
                 }
             }
 
