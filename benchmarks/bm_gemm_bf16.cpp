@@ -93,8 +93,8 @@ namespace
         operands o(s);
         for (auto _ : state)
         {
-            ballast::kernels::gemm_bf16<P>(s.layout, s.M, s.N, s.K, o.A.data(), o.lda, o.B.data(), o.ldb, 0.0f,
-                                           o.C.data(), o.ldc);
+            ballast::kernels::gemm_bf16<P>(s.layout, s.M, s.N, s.K, o.A.data(), o.lda, o.B.data(), o.ldb,
+                                           0.0f, o.C.data(), o.ldc);
             benchmark::DoNotOptimize(o.C.data());
             benchmark::ClobberMemory();
         }

@@ -54,8 +54,7 @@ namespace ballast::kernels
         else
         {
             detail::parallel_for_each_batch<float>(
-              n,
-              [&](std::size_t i, std::size_t k)
+              n, [&](std::size_t i, std::size_t k)
               { detail::store_n(x + i, k, detail::round_to_bf16_batch(detail::load_n(x + i, k))); });
         }
     }

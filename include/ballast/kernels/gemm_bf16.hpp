@@ -252,9 +252,10 @@ namespace ballast::kernels
                        static_cast<std::uint32_t>(float_to_bf16_bits(second));
             }
 
-            /// Permutation tables of the 6-row transpose in `pack`: output word e (of 48) is pair p = e / 6 of
-            /// row c = e % 6; rows 0-3 sit in z0 = [row0 | row1], z1 = [row2 | row3] (permutex2var index
-            /// (c / 2)·16 + (c % 2)·8 + p), rows 4-5 in z2 = [row4 | row5] (index (c % 2)·8 + p, under mask2).
+            /// Permutation tables of the 6-row transpose in `pack`: output word e (of 48) is pair
+            /// p = e / 6 of row c = e % 6; rows 0-3 sit in z0 = [row0 | row1], z1 = [row2 | row3]
+            /// (permutex2var index (c / 2)·16 + (c % 2)·8 + p), rows 4-5 in z2 = [row4 | row5] (index
+            /// (c % 2)·8 + p, under mask2).
             struct T6
             {
                 alignas(64) std::int32_t idx01[3][16];
@@ -293,17 +294,15 @@ namespace ballast::kernels
                 const __m512i u = _mm512_castps_si512(x);
                 const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
                 const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-                const __m512i rounded =
-                  _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd), high);
-                const __m512i nan_bits = _mm512_or_si512(_mm512_and_si512(u, high), _mm512_set1_epi32(0x00400000));
+                const __m512i rounded = _mm512_and_si512(
+                  _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd), high);
+                const __m512i nan_bits =
+                  _mm512_or_si512(_mm512_and_si512(u, high), _mm512_set1_epi32(0x00400000));
                 return _mm512_mask_mov_epi32(rounded, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), nan_bits);
             }
 
             /// Lanes [0, n) set (n <= 16).
-            static __mmask16 first(std::size_t n) noexcept
-            {
-                return static_cast<__mmask16>((1u << n) - 1u);
-            }
+            static __mmask16 first(std::size_t n) noexcept { return static_cast<__mmask16>((1u << n) - 1u); }
 
             /// Pack a `w`-wide panel of `kc` steps into slivers of W: dst[s·W·P + p·W + c] =
             /// pair(src(s·W + c, 2p), src(s·W + c, 2p + 1)) with P = rows(kc), zero past w and past kc.
@@ -344,11 +343,11 @@ namespace ballast::kernels
                 if (ks == 1)
                 {
                     // Each row of the sliver, 8 pairs (16 floats) at a time: round, then fold each 64-bit
-                    // lane (k, k+1) to one 32-bit pair, (lo & 0xFFFF0000) | (hi >> 16) = (x & high) | x >> 48,
-                    // and narrow with VPMOVQD: 8 pairs of row c. W = 6 (A in nn/nt, repacked for every
-                    // MC×KC block): the 6 rows' vectors are transposed in registers into the 48 consecutive
-                    // packed words (3 zmm, two permutes each). Other W (B in nt, packed once per call):
-                    // scattered W apart.
+                    // lane (k, k+1) to one 32-bit pair, (lo & 0xFFFF0000) | (hi >> 16) = (x & high) |
+                    // x >> 48, and narrow with VPMOVQD: 8 pairs of row c. W = 6 (A in nn/nt, repacked for
+                    // every MC×KC block): the 6 rows' vectors are transposed in registers into the 48
+                    // consecutive packed words (3 zmm, two permutes each). Other W (B in nt, packed once per
+                    // call): scattered W apart.
                     const __m512i high64 = _mm512_set1_epi64(0xFFFF0000);
                     const auto row_pairs = [&](const float* s, std::size_t p0) -> __m256i
                     {
@@ -370,7 +369,8 @@ namespace ballast::kernels
                                 __m256i r[6];
                                 for (std::size_t c = 0; c < 6; ++c)
                                 {
-                                    r[c] = c < n ? row_pairs(src + (sl * W + c) * cs, p0) : _mm256_setzero_si256();
+                                    r[c] =
+                                      c < n ? row_pairs(src + (sl * W + c) * cs, p0) : _mm256_setzero_si256();
                                 }
                                 const __m512i z0 = _mm512_inserti64x4(_mm512_castsi256_si512(r[0]), r[1], 1);
                                 const __m512i z1 = _mm512_inserti64x4(_mm512_castsi256_si512(r[2]), r[3], 1);
@@ -379,24 +379,27 @@ namespace ballast::kernels
                                 for (std::size_t j = 0; j < 3; ++j)
                                 {
                                     const __m512i v = _mm512_mask_permutexvar_epi32(
-                                      _mm512_permutex2var_epi32(z0, _mm512_load_si512(t.idx01[j]), z1), t.mask2[j],
-                                      _mm512_load_si512(t.idx2[j]), z2);
-                                    const std::size_t valid = words > 16 * j ? std::min<std::size_t>(16, words - 16 * j) : 0;
+                                      _mm512_permutex2var_epi32(z0, _mm512_load_si512(t.idx01[j]), z1),
+                                      t.mask2[j], _mm512_load_si512(t.idx2[j]), z2);
+                                    const std::size_t valid =
+                                      words > 16 * j ? std::min<std::size_t>(16, words - 16 * j) : 0;
                                     _mm512_mask_storeu_epi32(d + p0 * 6 + 16 * j, first(valid), v);
                                 }
                             }
                         }
                         else
                         {
-                            const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                                                       _mm256_set1_epi32(static_cast<int>(W)));
+                            const __m256i offsets =
+                              _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                 _mm256_set1_epi32(static_cast<int>(W)));
                             for (std::size_t c = 0; c < W; ++c)
                             {
                                 const float* s = src + (sl * W + c) * cs;
                                 for (std::size_t p0 = 0; p0 < np; p0 += 8)
                                 {
                                     const __m256i v = c < n ? row_pairs(s, p0) : _mm256_setzero_si256();
-                                    const auto m = static_cast<__mmask8>((1u << std::min<std::size_t>(8, np - p0)) - 1u);
+                                    const auto m =
+                                      static_cast<__mmask8>((1u << std::min<std::size_t>(8, np - p0)) - 1u);
                                     _mm256_mask_i32scatter_epi32(d + p0 * W + c, m, offsets, v, 4);
                                 }
                             }
@@ -423,8 +426,9 @@ namespace ballast::kernels
 
             /// tile(MR×NR) over `np` pairs: per pair, two zmm loads of B, MR 32-bit broadcasts of A, 2·MR
             /// VDPBF16PS into 12 accumulators started at +0; then stored to c or added to it (fp32 add).
-            static void kernel(std::size_t np, const std::uint32_t* __restrict a, const std::uint32_t* __restrict b,
-                               float* __restrict c, std::size_t ldc, bool accumulate) noexcept
+            static void kernel(std::size_t np, const std::uint32_t* __restrict a,
+                               const std::uint32_t* __restrict b, float* __restrict c, std::size_t ldc,
+                               bool accumulate) noexcept
             {
                 __m512 acc[mr][2];
 #pragma GCC unroll 6
@@ -473,7 +477,8 @@ namespace ballast::kernels
             using packed = typename P::packed;
             constexpr std::size_t MR = P::mr, NR = P::nr;
             constexpr std::size_t KC = gemm_bf16_kc, MC = gemm_bf16_mc, NC = gemm_bf16_nc;
-            static_assert(KC % 2 == 0 && MC % MR == 0 && NC % NR == 0, "blocks must be whole tiles and pairs");
+            static_assert(KC % 2 == 0 && MC % MR == 0 && NC % NR == 0,
+                          "blocks must be whole tiles and pairs");
 
             // Strides of op(A)(i, k) and op(B)(k, j) in the stored arrays.
             const std::size_t a_is = layout == gemm_layout::tn ? 1 : lda;
@@ -555,7 +560,8 @@ namespace ballast::kernels
             }
             const int team_size = static_cast<int>(team);
 #pragma omp parallel num_threads(team_size)
-            share(static_cast<std::size_t>(omp_get_num_threads()), static_cast<std::size_t>(omp_get_thread_num()));
+            share(static_cast<std::size_t>(omp_get_num_threads()),
+                  static_cast<std::size_t>(omp_get_thread_num()));
         }
     } // namespace detail
 
@@ -566,7 +572,8 @@ namespace ballast::kernels
     /// count; serial inside an enclosing parallel region.
     template <bf16_gemm_path Path = bf16_gemm_default_path>
     inline void gemm_bf16(gemm_layout layout, std::size_t M, std::size_t N, std::size_t K, const float* A,
-                          std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc)
+                          std::size_t lda, const float* B, std::size_t ldb, float beta, float* C,
+                          std::size_t ldc)
     {
         static_assert(Path == bf16_gemm_path::emulated || bf16_native_available,
                       "gemm_bf16<native> needs AVX512_BF16 (compile with -march=native on a CPU that has it, "
@@ -595,14 +602,14 @@ namespace ballast::kernels
             }
             if constexpr (Path == bf16_gemm_path::emulated)
             {
-                detail::gemm_bf16_blocked<detail::gemm_bf16_emulated<simd::arch>>(layout, M, N, K, A, lda, B, ldb,
-                                                                                  beta == 1.0f, C, ldc);
+                detail::gemm_bf16_blocked<detail::gemm_bf16_emulated<simd::arch>>(layout, M, N, K, A, lda, B,
+                                                                                  ldb, beta == 1.0f, C, ldc);
             }
 #if defined(__AVX512BF16__) && defined(__AVX512F__)
             else
             {
-                detail::gemm_bf16_blocked<detail::gemm_bf16_native>(layout, M, N, K, A, lda, B, ldb, beta == 1.0f,
-                                                                    C, ldc);
+                detail::gemm_bf16_blocked<detail::gemm_bf16_native>(layout, M, N, K, A, lda, B, ldb,
+                                                                    beta == 1.0f, C, ldc);
             }
 #endif
         }

@@ -42,7 +42,8 @@ namespace ballast::kernels::ref
     /// C = round_bf16(op(A))·round_bf16(op(B)) (beta = 0) or C += … (beta = 1), accumulated in double and
     /// rounded once to float.
     inline void gemm_bf16(gemm_layout layout, std::size_t M, std::size_t N, std::size_t K, const float* A,
-                          std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc)
+                          std::size_t lda, const float* B, std::size_t ldb, float beta, float* C,
+                          std::size_t ldc)
     {
         ::ballast::kernels::detail::gemm_check_args("ref::gemm_bf16", layout, M, N, K, lda, ldb, beta, ldc);
         const bool a_trans = layout == gemm_layout::tn;
@@ -54,8 +55,10 @@ namespace ballast::kernels::ref
                 double s = 0;
                 for (std::size_t k = 0; k < K; ++k)
                 {
-                    const float a = ::ballast::kernels::round_to_bf16(a_trans ? A[k * lda + i] : A[i * lda + k]);
-                    const float b = ::ballast::kernels::round_to_bf16(b_trans ? B[j * ldb + k] : B[k * ldb + j]);
+                    const float a =
+                      ::ballast::kernels::round_to_bf16(a_trans ? A[k * lda + i] : A[i * lda + k]);
+                    const float b =
+                      ::ballast::kernels::round_to_bf16(b_trans ? B[j * ldb + k] : B[k * ldb + j]);
                     s += static_cast<double>(a) * static_cast<double>(b);
                 }
                 float& c = C[i * ldc + j];
