@@ -356,7 +356,7 @@ namespace ballast::kernels
                     // x >> 48, and narrow with VPMOVQD: 8 pairs of row c. W = MR = 8 (A in nn/nt, repacked
                     // for every MC×KC block; W = 6 also works): the W rows' vectors are transposed in
                     // registers into the 8·W consecutive packed words (W / 2 zmm, two permutes and a blend
-                    // each). Other W (B in nt, packed once per call): scattered W apart.
+                    // each). W = 32 (B in nt): the same 8-row transpose per group of 8 rows.
                     const __m512i high64 = _mm512_set1_epi64(0xFFFF0000);
                     const auto row_pairs = [&](const float* s, std::size_t p0) -> __m256i
                     {
@@ -403,18 +403,45 @@ namespace ballast::kernels
                         }
                         else
                         {
-                            const __m256i offsets =
-                              _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                                 _mm256_set1_epi32(static_cast<int>(W)));
-                            for (std::size_t c = 0; c < W; ++c)
+                            // W a multiple of 8 (B in nt, W = NR = 32): groups of 8 rows through the 8-row
+                            // transpose; zmm j then holds pairs p0 + 2j and p0 + 2j + 1 of the group's 8
+                            // rows, stored as two 8-word runs W apart.
+                            static_assert(W % 8 == 0,
+                                          "the k-contiguous packing handles W = 6 or a multiple of 8");
+                            const auto& t = transpose<8>();
+                            for (std::size_t g = 0; g < W; g += 8)
                             {
-                                const float* s = src + (sl * W + c) * cs;
                                 for (std::size_t p0 = 0; p0 < np; p0 += 8)
                                 {
-                                    const __m256i v = c < n ? row_pairs(s, p0) : _mm256_setzero_si256();
-                                    const auto m =
-                                      static_cast<__mmask8>((1u << std::min<std::size_t>(8, np - p0)) - 1u);
-                                    _mm256_mask_i32scatter_epi32(d + p0 * W + c, m, offsets, v, 4);
+                                    __m256i r[8];
+                                    for (std::size_t c = 0; c < 8; ++c)
+                                    {
+                                        r[c] = g + c < n ? row_pairs(src + (sl * W + g + c) * cs, p0)
+                                                         : _mm256_setzero_si256();
+                                    }
+                                    __m512i z[4];
+                                    for (std::size_t h = 0; h < 4; ++h)
+                                    {
+                                        z[h] = _mm512_inserti64x4(_mm512_castsi256_si512(r[2 * h]),
+                                                                  r[2 * h + 1], 1);
+                                    }
+                                    const std::size_t pairs = std::min<std::size_t>(8, np - p0);
+                                    for (std::size_t j = 0; j < 4 && 2 * j < pairs; ++j)
+                                    {
+                                        const __m512i lo = _mm512_permutex2var_epi32(
+                                          z[0], _mm512_load_si512(t.lower[j]), z[1]);
+                                        const __m512i hi = _mm512_permutex2var_epi32(
+                                          z[2], _mm512_load_si512(t.higher[j]), z[3]);
+                                        const __m512i v = _mm512_mask_blend_epi32(t.upper[j], lo, hi);
+                                        std::uint32_t* o = d + (p0 + 2 * j) * W + g;
+                                        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o),
+                                                            _mm512_castsi512_si256(v));
+                                        if (2 * j + 1 < pairs)
+                                        {
+                                            _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + W),
+                                                                _mm512_extracti64x4_epi64(v, 1));
+                                        }
+                                    }
                                 }
                             }
                         }
