@@ -1,6 +1,7 @@
 // Fused optimizer updates over flat float parameter buffers of 1 Mi and 10 M elements: SIMD kernel vs
 // scalar twin (double arithmetic). Counter: bytes moved per second (AdamW: reads θ, g, m, v and writes
-// θ, m, v = 7 floats per parameter; SGD: 5; Lion: 5; axpy: 3).
+// θ, m, v = 7 floats per parameter; SGD: 5; Lion: 5; axpy: 3; Adafactor on a [n/1024, 1024] matrix: its three
+// passes read g three times, θ and m once and write θ and m: 7 floats per parameter).
 #include <cstddef>
 #include <random>
 #include <type_traits>
@@ -9,6 +10,7 @@
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/kernels/elementwise.hpp>
+#include <ballast/kernels/optimizer.hpp>
 
 #include "support.hpp"
 
@@ -93,6 +95,32 @@ namespace
     }
 
     template <class Impl>
+    void BM_adafactor(benchmark::State& st)
+    {
+        const auto n = static_cast<std::size_t>(st.range(0));
+        const std::size_t cols = 1024, rows = n / cols;
+        auto th = random_buffer(n, 1, -1.f, 1.f), g = random_buffer(n, 2, -1e-2f, 1e-2f);
+        auto m = random_buffer(n, 3, -1e-3f, 1e-3f), v = random_buffer(n, 4, 1e-6f, 1e-4f);
+        bk::adafactor_hparams h;
+        h.lr = 1e-7;
+        h.beta1 = 0.9;
+        h.beta2 = 0.99;
+        for (auto _ : st)
+        {
+            if constexpr (std::is_same_v<Impl, simd>)
+            {
+                bk::adafactor_update(th.data(), m.data(), v.data(), g.data(), h, rows, cols);
+            }
+            else
+            {
+                bk::ref::adafactor_update(th.data(), m.data(), v.data(), g.data(), h, rows, cols);
+            }
+            benchmark::ClobberMemory();
+        }
+        st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * 7 * rows * cols * sizeof(float)));
+    }
+
+    template <class Impl>
     void BM_axpy(benchmark::State& st)
     {
         const auto n = static_cast<std::size_t>(st.range(0));
@@ -125,3 +153,5 @@ BENCHMARK_TEMPLATE(BM_lion, simd)->Arg(n_1m)->Arg(n_10m)->Unit(benchmark::kMilli
 BENCHMARK_TEMPLATE(BM_lion, ref)->Arg(n_1m)->Arg(n_10m)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_axpy, simd)->Arg(n_1m)->Arg(n_10m)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_axpy, ref)->Arg(n_1m)->Arg(n_10m)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_adafactor, simd)->Arg(n_1m)->Arg(n_10m)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_adafactor, ref)->Arg(n_1m)->Unit(benchmark::kMillisecond);

@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -229,6 +230,9 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="only print where ballast's step time goes per layer family: --bench must be a "
                          "profiling build (-DBALLAST_BENCH_PROFILE, docs/performance.md)")
+    ap.add_argument("--busy", type=int, default=0,
+                    help="start this many busy-loop processes for the whole measurement (a shared machine: "
+                         "ballast and torch measured side by side under the same load); stopped by pid at the end")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json", help="write every measurement and the summary here")
     args = ap.parse_args()
@@ -245,6 +249,8 @@ def main():
         fail_args(f"--threads must be a comma list of positive integers, got '{args.threads}'")
     if args.repetitions < 1:
         fail_args(f"--repetitions must be >= 1, got {args.repetitions}")
+    if args.busy < 0 or args.busy > 64:
+        fail_args(f"--busy must be in [0, 64], got {args.busy}")
     if args.steps is not None and args.steps < 1:
         fail_args(f"--steps must be >= 1, got {args.steps}")
     if args.warmup is not None and args.warmup < 0:
@@ -262,6 +268,7 @@ def main():
             fail_args(f"--fma-peak values must be > 0, got '{args.fma_peak}'")
         peak = {i + 1: v for i, v in enumerate(vals)}
 
+    hogs = start_busy(args.busy)
     try:
         if args.profile:
             return profile(args, configs, policies, threads)
@@ -269,6 +276,34 @@ def main():
     except Failure as e:
         print(f"compare_pytorch.py: {e}", file=sys.stderr)
         return 1
+    finally:
+        stop_busy(hogs)
+
+
+def start_busy(k):
+    """K busy-loop processes (pids recorded), each in its own session so that a signal to ours spares them
+    until stop_busy kills them by pid."""
+    hogs = []
+    for _ in range(k):
+        hogs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+    if hogs:
+        print(f"load: {k} busy process(es), pids {' '.join(str(h.pid) for h in hogs)}", file=sys.stderr)
+        time.sleep(0.5)  # let them be scheduled before the first measurement
+    return hogs
+
+
+def stop_busy(hogs):
+    for h in hogs:
+        try:
+            os.kill(h.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for h in hogs:
+        try:
+            h.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            print(f"compare_pytorch.py: busy process {h.pid} did not stop", file=sys.stderr)
 
 
 FAMILIES = [  # (counter suffix, label) in step order
@@ -348,7 +383,8 @@ def compare(args, configs, policies, threads, peak):
         # Every measurement is saved as it arrives: a run stopped midway keeps what it measured.
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"partial": True, "load_before": load_before, "fma_peak": peak, "torch_env": isa_env,
+                json.dump({"partial": True, "busy": args.busy, "load_before": load_before, "fma_peak": peak,
+                           "torch_env": isa_env,
                            "malloc": args.malloc,
                            "runs": [{"config": c, "policy": p, "threads": t, **v} for (c, p, t), v in runs.items()],
                            "diag_runs": [{"config": c, "policy": p, "threads": t, **v}
@@ -398,6 +434,8 @@ def compare(args, configs, policies, threads, peak):
         summary.append(s)
 
     print()
+    if args.busy:
+        print(f"under load: {args.busy} busy-loop process(es) ran for the whole measurement")
     print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
           f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} ({os.cpu_count()} CPUs); "
           f"{args.repetitions} repetition(s), interleaved, each a separate process")
@@ -472,8 +510,8 @@ def compare(args, configs, policies, threads, peak):
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"load_before": load_before, "load_after": load_after, "fma_peak": peak, "torch_env": isa_env,
-                           "malloc": args.malloc,
+            json.dump({"busy": args.busy, "load_before": load_before, "load_after": load_after, "fma_peak": peak,
+                       "torch_env": isa_env, "malloc": args.malloc,
                        "summary": summary, "diagnostics": diag_summary,
                        "runs": [{"config": c, "policy": p, "threads": t, **v}
                                 for (c, p, t), v in runs.items()],

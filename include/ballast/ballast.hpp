@@ -6,12 +6,15 @@
 /// compiled on its own by the header test).
 
 #include <ballast/core/aligned.hpp>
+#include <ballast/core/comm.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
+#include <ballast/core/json.hpp>
 #include <ballast/core/named.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
 #include <ballast/core/rng.hpp>
+#include <ballast/core/signals.hpp>
 #include <ballast/core/simd.hpp>
 #include <ballast/io/safetensors.hpp>
 #include <ballast/kernels/bf16.hpp>
@@ -21,6 +24,7 @@
 #include <ballast/kernels/gemm.hpp>
 #include <ballast/kernels/gemm_bf16.hpp>
 #include <ballast/kernels/norm.hpp>
+#include <ballast/kernels/optimizer.hpp>
 #include <ballast/kernels/reduce.hpp>
 #include <ballast/kernels/ref/bf16.hpp>
 #include <ballast/kernels/ref/cross_entropy.hpp>
@@ -29,6 +33,7 @@
 #include <ballast/kernels/ref/gemm.hpp>
 #include <ballast/kernels/ref/gemm_bf16.hpp>
 #include <ballast/kernels/ref/norm.hpp>
+#include <ballast/kernels/ref/optimizer.hpp>
 #include <ballast/kernels/ref/reduce.hpp>
 #include <ballast/kernels/ref/soft_cap.hpp>
 #include <ballast/kernels/ref/softmax.hpp>
@@ -47,11 +52,25 @@
 #include <ballast/policies/registry.hpp>
 #include <ballast/policies/structure.hpp>
 #include <ballast/study/grid.hpp>
+#include <ballast/study/merge.hpp>
 #include <ballast/study/metric.hpp>
+#include <ballast/study/results.hpp>
+#include <ballast/study/shard.hpp>
 #include <ballast/study/study.hpp>
+#include <ballast/study/summary.hpp>
+#include <ballast/study/work_queue.hpp>
+#include <ballast/train/callbacks.hpp>
 #include <ballast/train/checkpoint.hpp>
 #include <ballast/train/data.hpp>
+#include <ballast/train/metrics_log.hpp>
+#include <ballast/train/optim/adafactor.hpp>
+#include <ballast/train/optim/adamw.hpp>
+#include <ballast/train/optim/common.hpp>
+#include <ballast/train/optim/lion.hpp>
+#include <ballast/train/optim/rms_scaled.hpp>
+#include <ballast/train/optim/sgd.hpp>
 #include <ballast/train/optimizer.hpp>
+#include <ballast/train/run_result.hpp>
 #include <ballast/train/schedule.hpp>
 #include <ballast/train/tokens.hpp>
 #include <ballast/train/train_config.hpp>

@@ -1,5 +1,7 @@
-// Elementwise kernels and fused optimizer updates against their scalar twins (which compute in double),
-// closed forms of a first optimizer step, NaN propagation and thread-count independence.
+// Elementwise kernels and the fused elementwise optimizer updates (AdamW, SGD, Lion;
+// ballast/kernels/optimizer.hpp) against their scalar twins (which compute in double), closed forms of a
+// first optimizer step, NaN propagation and thread-count independence. Adafactor's kernel:
+// tests/kernels/optimizer_test.cpp.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,6 +13,7 @@
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/simd.hpp>
 #include <ballast/kernels/elementwise.hpp>
+#include <ballast/kernels/optimizer.hpp>
 
 #include "support/random.hpp"
 #include "support/sizes.hpp"

@@ -187,7 +187,7 @@ TEST_CASE("the first AdamW step's unscaled update has RMS of g/(|g|+eps), and ep
     tc.eval_batches = 1;
     tc.diag_interval = 1;
     ballast::optimizer_config oc;
-    oc.eps = 1e-3; // large, so that some coordinates are ε-dominated (zero gradients: the unused embeddings)
+    oc.adamw.eps = 1e-3; // large, so that some coordinates are ε-dominated (zero gradients: the unused embeddings)
     ballast::trainer<diag_set, ballast::optim::adamw<>, double, ballast::diagnostics::forward> tr(cfg, tc, oc,
                                                                                                   data);
     std::vector<double> g;
@@ -225,10 +225,10 @@ TEST_CASE("the first AdamW step's unscaled update has RMS of g/(|g|+eps), and ep
         for (std::size_t i = e.offset; i < e.offset + e.size; ++i)
         {
             const double cg = clip * g[i];
-            const double u = cg / (std::fabs(cg) + oc.eps);
+            const double u = cg / (std::fabs(cg) + oc.adamw.eps);
             sq += u * u;
             gsq += g[i] * g[i];
-            dominated += std::fabs(cg) < oc.eps ? 1 : 0;
+            dominated += std::fabs(cg) < oc.adamw.eps ? 1 : 0;
         }
         CHECK(tensors[e.name]["update_rms"].get<double>() ==
               Approx(std::sqrt(sq / double(e.size))).epsilon(1e-9));

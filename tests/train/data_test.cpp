@@ -2,6 +2,7 @@
 // and clear errors for out-of-vocabulary ids and corpora too short for a window.
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <numeric>
 #include <set>
@@ -108,4 +109,34 @@ TEST_CASE("a corpus loads from a text file, a token file or a directory of text 
     CHECK(ballast::load_corpus(dir / "t.bin") == toks);
     std::filesystem::create_directories(dir / "empty");
     CHECK_THROWS_WITH(ballast::load_corpus(dir / "empty"), Catch::Contains("no files"));
+}
+
+TEST_CASE("the data's identity: origin, split sizes and the FNV-1a fingerprint of every token byte",
+          "[train][data]")
+{
+    const std::size_t n = 1'000, vocab = 50'000, seq = 16;
+    auto tokens = counting(n, vocab);
+    tokens[3] = 0x1234; // a token whose two bytes differ
+    const ballast::token_splits s(tokens, vocab, 0.1, seq, "counting");
+    // Independent twin: FNV-1a 64 over the little-endian bytes of the tokens, training split first.
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (const std::uint16_t t : tokens)
+    {
+        for (const unsigned byte : { unsigned(t & 0xffu), unsigned(t >> 8u) })
+        {
+            h = (h ^ byte) * 0x100000001b3ULL;
+        }
+    }
+    CHECK(s.fingerprint() == h);
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+    const auto id = s.identity();
+    CHECK(id["fnv1a64"] == hex);
+    CHECK(id["origin"] == "counting");
+    CHECK(id["train_tokens"] == 900);
+    CHECK(id["validation_tokens"] == 100);
+    CHECK(id.size() == 4);
+    // One validation token changed: another fingerprint.
+    tokens[n - 1] = 7;
+    CHECK(ballast::token_splits(tokens, vocab, 0.1, seq, "counting").fingerprint() != h);
 }

@@ -2,17 +2,14 @@
 #define BALLAST_KERNELS_ELEMENTWISE_HPP
 
 /// @file
-/// Elementwise SIMD kernels over flat buffers: BLAS-1 style helpers (axpy, scale, add, copy, fill) and
-/// the fused optimizer update loops (AdamW, SGD with momentum, Lion), plus the batch-loop helpers the
-/// other kernel headers share (`detail::load_n`, `detail::store_n`, `detail::for_each_batch`).
+/// Elementwise SIMD kernels over flat buffers: BLAS-1 style helpers (axpy, scale, add, copy, fill), plus
+/// the batch-loop helpers the other kernel headers share (`detail::load_n`, `detail::store_n`,
+/// `detail::for_each_batch`; the fused optimizer updates in `ballast/kernels/optimizer.hpp` use them).
 ///
 /// Dims legend: n = number of elements of every buffer passed to a call.
 /// Argument order (llm.c): outputs, then state buffers (caches), then inputs, then scalars, then dims.
 /// Every pointer may be unaligned; no buffer may partially overlap another (exact aliasing of an
 /// output with an input of the same call is allowed where stated).
-///
-/// Gradient conventions: these kernels never write gradients; optimizers read `grad` and update
-/// `param` and their state in place.
 ///
 /// Determinism: every element is computed independently by the same batch code whether it lies in
 /// the vector body or in the tail (the tail is padded into a full register), so results do not depend
@@ -250,156 +247,6 @@ namespace ballast::kernels
             const simd::batch<T> v(value);
             detail::parallel_for_each_batch<T>(n, [&](std::size_t i, std::size_t k)
                                                { detail::store_n(out + i, k, v); });
-        }
-    }
-
-    // -------------------------------------------------------------------------------------------------
-    // Fused optimizer updates (one pass over param, state and grad)
-
-    /// AdamW, one fused pass (t = step, counted from 1; hyper-parameters in `adamw_hparams`;
-    /// g = grad_scale·grad, so global-norm clipping costs no extra pass):
-    ///   m ← β1 m + (1−β1) g
-    ///   v ← β2 v + (1−β2) g²
-    ///   u = m̂ / (√v̂ + ε),  m̂ = m / (1−β1^t),  v̂ = v / (1−β2^t)
-    ///   independent: θ ← θ − lr·u − wd·θ      (wd is the caller's already-scheduled decay, not × lr)
-    ///   coupled:     θ ← θ − lr·(u + wd·θ)    (PyTorch AdamW: decay scaled by lr)
-    ///   none:        θ ← θ − lr·u
-    /// (θ on the right-hand side is the value before the step.)
-    /// Instantiate with `T = float` or `double`: the float kernels compute in float.
-    /// `param`, `m`, `v` are updated in place; `grad` is read only.
-    template <weight_decay Mode = weight_decay::independent, class T>
-    inline void adamw_update(T* param, T* m, T* v, const T* grad, const adamw_hparams& h, std::size_t n)
-    {
-        if constexpr (simd::force_scalar)
-        {
-            ref::adamw_update<Mode>(param, m, v, grad, h, n);
-        }
-        else
-        {
-            using B = simd::batch<T>;
-            const auto s = ref::adamw_derived_scalars(h);
-            const B b1(static_cast<T>(h.beta1)), omb1(static_cast<T>(1 - h.beta1));
-            const B b2(static_cast<T>(h.beta2)), omb2(static_cast<T>(1 - h.beta2));
-            const B rc1(static_cast<T>(s.inv_bias_correction1)),
-              rs2(static_cast<T>(s.inv_sqrt_bias_correction2));
-            const B eps(static_cast<T>(h.eps)), lr(static_cast<T>(h.lr)), wd(static_cast<T>(h.weight_decay));
-            const B gs(static_cast<T>(h.grad_scale));
-            detail::parallel_for_each_batch<T>(
-              n,
-              [&](std::size_t i, std::size_t k)
-              {
-                  const B g = detail::load_n(grad + i, k) * gs;
-                  const B th = detail::load_n(param + i, k);
-                  const B mi = xsimd::fma(b1, detail::load_n(m + i, k), omb1 * g);
-                  const B vi = xsimd::fma(b2, detail::load_n(v + i, k), omb2 * (g * g));
-                  const B u = (mi * rc1) / xsimd::fma(xsimd::sqrt(vi), rs2, eps);
-                  B out;
-                  if constexpr (Mode == weight_decay::independent)
-                  {
-                      out = th - xsimd::fma(lr, u, wd * th);
-                  }
-                  else if constexpr (Mode == weight_decay::coupled)
-                  {
-                      out = xsimd::fnma(lr, xsimd::fma(wd, th, u), th);
-                  }
-                  else
-                  {
-                      out = xsimd::fnma(lr, u, th);
-                  }
-                  detail::store_n(m + i, k, mi);
-                  detail::store_n(v + i, k, vi);
-                  detail::store_n(param + i, k, out);
-              });
-        }
-    }
-
-    /// SGD with heavy-ball momentum (PyTorch semantics, dampening 0, no Nesterov; g = grad_scale·grad):
-    ///   coupled:     g' = g + wd·θ,  buf ← μ buf + g',  θ ← θ − lr·buf     (L2 penalty in the gradient)
-    ///   independent: buf ← μ buf + g,  θ ← θ − lr·buf − wd·θ               (wd already scheduled)
-    ///   none:        buf ← μ buf + g,  θ ← θ − lr·buf
-    /// `param` and `buf` are updated in place; `grad` is read only.
-    template <weight_decay Mode = weight_decay::none, class T>
-    inline void sgd_momentum_update(T* param, T* buf, const T* grad, const sgd_hparams& h, std::size_t n)
-    {
-        if constexpr (simd::force_scalar)
-        {
-            ref::sgd_momentum_update<Mode>(param, buf, grad, h, n);
-        }
-        else
-        {
-            using B = simd::batch<T>;
-            const B mu(static_cast<T>(h.momentum)), lr(static_cast<T>(h.lr)),
-              wd(static_cast<T>(h.weight_decay)), gs(static_cast<T>(h.grad_scale));
-            detail::parallel_for_each_batch<T>(n,
-                                               [&](std::size_t i, std::size_t k)
-                                               {
-                                                   const B th = detail::load_n(param + i, k);
-                                                   B g = detail::load_n(grad + i, k) * gs;
-                                                   if constexpr (Mode == weight_decay::coupled)
-                                                   {
-                                                       g = xsimd::fma(wd, th, g);
-                                                   }
-                                                   const B b = xsimd::fma(mu, detail::load_n(buf + i, k), g);
-                                                   B out;
-                                                   if constexpr (Mode == weight_decay::independent)
-                                                   {
-                                                       out = th - xsimd::fma(lr, b, wd * th);
-                                                   }
-                                                   else
-                                                   {
-                                                       out = xsimd::fnma(lr, b, th);
-                                                   }
-                                                   detail::store_n(buf + i, k, b);
-                                                   detail::store_n(param + i, k, out);
-                                               });
-        }
-    }
-
-    /// Lion (Chen et al. 2023); g = grad_scale·grad:
-    ///   c = β1 m + (1−β1) g
-    ///   coupled (the Lion paper): θ ← θ − lr·(sign(c) + wd·θ)        sign(0) = 0, sign(NaN) = NaN
-    ///   independent:              θ ← θ − lr·sign(c) − wd·θ          (wd already scheduled)
-    ///   none:                     θ ← θ − lr·sign(c)
-    ///   m ← β2 m + (1−β2) g
-    /// `param` and `m` are updated in place; `grad` is read only.
-    template <weight_decay Mode = weight_decay::coupled, class T>
-    inline void lion_update(T* param, T* m, const T* grad, const lion_hparams& h, std::size_t n)
-    {
-        if constexpr (simd::force_scalar)
-        {
-            ref::lion_update<Mode>(param, m, grad, h, n);
-        }
-        else
-        {
-            using B = simd::batch<T>;
-            const B b1(static_cast<T>(h.beta1)), omb1(static_cast<T>(1 - h.beta1));
-            const B b2(static_cast<T>(h.beta2)), omb2(static_cast<T>(1 - h.beta2));
-            const B lr(static_cast<T>(h.lr)), wd(static_cast<T>(h.weight_decay)),
-              gs(static_cast<T>(h.grad_scale));
-            detail::parallel_for_each_batch<T>(
-              n,
-              [&](std::size_t i, std::size_t k)
-              {
-                  const B g = detail::load_n(grad + i, k) * gs;
-                  const B mi = detail::load_n(m + i, k);
-                  const B th = detail::load_n(param + i, k);
-                  const B c = xsimd::fma(b1, mi, omb1 * g);
-                  B out;
-                  if constexpr (Mode == weight_decay::independent)
-                  {
-                      out = th - xsimd::fma(lr, detail::sign_nan(c), wd * th);
-                  }
-                  else if constexpr (Mode == weight_decay::coupled)
-                  {
-                      out = xsimd::fnma(lr, xsimd::fma(wd, th, detail::sign_nan(c)), th);
-                  }
-                  else
-                  {
-                      out = xsimd::fnma(lr, detail::sign_nan(c), th);
-                  }
-                  detail::store_n(param + i, k, out);
-                  detail::store_n(m + i, k, xsimd::fma(b2, mi, omb2 * g));
-              });
         }
     }
 } // namespace ballast::kernels

@@ -17,15 +17,14 @@
 ///   differs from the file's is refused (never mixed), naming the differing settings.
 /// - SIGINT/SIGTERM stop the study cleanly: runs in flight are abandoned (not recorded) and redone on resume.
 ///
-/// Outputs: results.jsonl, summary.json (LR sensitivity per group), results.csv, summary.csv, and per-run
-/// metrics logs in runs/. `tools/plot_study.py` draws the plots from them.
+/// Outputs: results.jsonl (schema: study/results.hpp), summary.json, summary.csv and results.csv (LR
+/// sensitivity per group: study/summary.hpp), and per-run metrics logs in runs/ (train/metrics_log.hpp).
+/// `tools/plot_study.py` draws the plots from them.
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <chrono>
-#include <cmath>
-#include <cstdio>
+#include <cstddef>
 #include <exception>
 #include <filesystem>
 #include <functional>
@@ -44,12 +43,14 @@
 #include <nlohmann/json.hpp>
 
 #include <ballast/core/config.hpp>
-#include <ballast/core/file.hpp>
-#include <ballast/core/jsonl.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
+#include <ballast/core/signals.hpp>
 #include <ballast/study/grid.hpp>
 #include <ballast/study/metric.hpp>
+#include <ballast/study/results.hpp>
+#include <ballast/study/summary.hpp>
+#include <ballast/train/callbacks.hpp>
 #include <ballast/train/trainer.hpp>
 
 namespace ballast::study
@@ -83,131 +84,6 @@ BOOST_HANA_ADAPT_STRUCT(ballast::study::study_config, name, sizes, lrs, warmups,
 
 namespace ballast::study
 {
-    /// One model size of the grid.
-    struct model_size
-    {
-        std::size_t d_model = 0, n_layers = 0, n_heads = 0;
-        std::string label() const
-        {
-            return "d" + std::to_string(d_model) + "_L" + std::to_string(n_layers) + "_H" +
-                   std::to_string(n_heads);
-        }
-    };
-
-    /// Parse "d64_L2_H4"; throws ballast::error otherwise.
-    inline model_size parse_size(const std::string& s)
-    {
-        model_size m;
-        char tail = 0;
-        unsigned long d = 0, l = 0, h = 0;
-        const int got = std::sscanf(s.c_str(), "d%lu_L%lu_H%lu%c", &d, &l, &h, &tail);
-        BALLAST_CHECK(got == 3 && d > 0 && l > 0 && h > 0, "study", "model size '", s,
-                      "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
-        m.d_model = d;
-        m.n_layers = l;
-        m.n_heads = h;
-        return m;
-    }
-
-    /// The specification of one run of the grid.
-    struct run_spec
-    {
-        std::size_t recipe = 0; ///< index into the recipe tuple
-        std::string recipe_name, optimizer;
-        model_size size;
-        double lr = 0;
-        std::size_t warmup = 0, steps = 0;
-        double weight_decay = 0, eps = 0;
-
-        /// A unique, filesystem-safe key.
-        std::string key() const
-        {
-            char buf[256];
-            std::snprintf(buf, sizeof buf, "%s__%s__%s__lr%.6g__wu%zu__wd%.6g__eps%.6g__steps%zu",
-                          recipe_name.c_str(), optimizer.c_str(), size.label().c_str(), lr, warmup,
-                          weight_decay, eps, steps);
-            std::string k = buf;
-            for (auto& c : k)
-            {
-                c =
-                  (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-') ? c : '-';
-            }
-            return k;
-        }
-    };
-
-    /// One finished run, as recorded in results.jsonl.
-    struct run_record
-    {
-        run_spec spec;
-        std::size_t params = 0;               ///< every trained parameter
-        std::size_t params_non_embedding = 0; ///< without token/position tables and the head (the paper's N)
-        run_result result;
-        double wall_seconds = 0;
-        nlohmann::json diagnostics = nlohmann::json::object();
-        nlohmann::json line; ///< the JSON line as written / read
-    };
-
-    /// LR sensitivity of one group (a recipe at one size and one setting of every other axis).
-    struct group_summary
-    {
-        std::string recipe, optimizer, size;
-        std::size_t params = 0, warmup = 0, steps = 0;
-        double weight_decay = 0, eps = 0;
-        double l0 = 0, best_loss = 0, best_lr = 0, lr_sensitivity = 0;
-        std::size_t runs = 0, diverged = 0;
-        std::vector<lr_point> points; ///< sorted by LR
-    };
-
-    /// Group finished runs and compute the metric per group (`window` > 0: the shifted-window variant).
-    inline std::vector<group_summary> summarise(const std::vector<run_record>& runs, std::size_t window = 0)
-    {
-        std::map<std::string, group_summary> groups;
-        std::vector<std::string> order;
-        for (const auto& r : runs)
-        {
-            const auto& s = r.spec;
-            char key[512];
-            std::snprintf(key, sizeof key, "%s|%s|%s|%zu|%.9g|%.9g|%zu", s.recipe_name.c_str(),
-                          s.optimizer.c_str(), s.size.label().c_str(), s.warmup, s.weight_decay, s.eps,
-                          s.steps);
-            auto [it, fresh] = groups.try_emplace(key);
-            auto& g = it->second;
-            if (fresh)
-            {
-                order.emplace_back(key);
-                g.recipe = s.recipe_name;
-                g.optimizer = s.optimizer;
-                g.size = s.size.label();
-                g.params = r.params;
-                g.warmup = s.warmup;
-                g.steps = s.steps;
-                g.weight_decay = s.weight_decay;
-                g.eps = s.eps;
-                g.l0 = 0;
-            }
-            g.points.push_back({ s.lr, r.result.final_val_loss, r.result.diverged });
-            g.l0 += r.result.l0;
-            g.diverged += r.result.diverged ? 1 : 0;
-        }
-        std::vector<group_summary> out;
-        for (const auto& k : order)
-        {
-            auto g = groups[k];
-            g.runs = g.points.size();
-            g.l0 /=
-              static_cast<double>(g.runs); // identical across LRs (same seed and size); averaged defensively
-            std::ranges::sort(g.points, {}, &lr_point::lr);
-            g.best_loss = best_loss(g.points, g.l0);
-            g.best_lr = best_lr(g.points, g.l0);
-            g.lr_sensitivity = window > 0 && window < g.points.size()
-                                 ? lr_sensitivity_shifted(g.points, g.l0, window)
-                                 : lr_sensitivity(g.points, g.l0);
-            out.push_back(std::move(g));
-        }
-        return out;
-    }
-
     /// What the engine reports while it works (all optional).
     struct study_observer
     {
@@ -225,46 +101,25 @@ namespace ballast::study
         std::filesystem::path out;
     };
 
-    namespace detail
+    /// The study's identity, recorded in the results file's study line: every config value of the grid
+    /// and the base configs except run control (jobs, threads_per_run, run_metrics and the train config's
+    /// run-control fields), the recipes (`recipes`: name and optimizer of each) and the data's identity.
+    /// A results file whose identity differs is refused.
+    inline nlohmann::json study_identity(const study_spec& s, const nlohmann::json& recipes,
+                                         const nlohmann::json& data)
     {
-        inline nlohmann::json study_identity(const study_spec& s, const nlohmann::json& recipes,
-                                             const nlohmann::json& data)
+        auto st = to_json(s.study);
+        for (const char* k : { "jobs", "threads_per_run", "run_metrics" })
         {
-            auto st = to_json(s.study);
-            for (const char* k : { "jobs", "threads_per_run", "run_metrics" })
-            {
-                st.erase(k);
-            }
-            return { { "study", st },
-                     { "model", to_json(s.model) },
-                     { "train", identity_json(s.train) },
-                     { "optimizer", to_json(s.optimizer) },
-                     { "recipes", recipes },
-                     { "data", data } };
+            st.erase(k);
         }
-
-        /// Minimum, mean and standard deviation of a span (double accumulation).
-        template <class T>
-        nlohmann::json stats(std::span<const T> x)
-        {
-            double mn = INFINITY, sum = 0, sq = 0;
-            for (const T v : x)
-            {
-                mn = std::min(mn, static_cast<double>(v));
-                sum += static_cast<double>(v);
-            }
-            const double mean = x.empty() ? 0 : sum / static_cast<double>(x.size());
-            for (const T v : x)
-            {
-                sq += (static_cast<double>(v) - mean) * (static_cast<double>(v) - mean);
-            }
-            const auto fin = [](double v)
-            { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-            return { { "min", fin(mn) },
-                     { "mean", fin(mean) },
-                     { "std", fin(x.empty() ? 0 : std::sqrt(sq / static_cast<double>(x.size()))) } };
-        }
-    } // namespace detail
+        return { { "study", st },
+                 { "model", to_json(s.model) },
+                 { "train", identity_json(s.train) },
+                 { "optimizer", to_json(s.optimizer) },
+                 { "recipes", recipes },
+                 { "data", data } };
+    }
 
     /// Runs a study over the recipes of `Recipes` (a Hana tuple of `hana::type<recipe<P, O>>`).
     template <class Recipes>
@@ -302,18 +157,8 @@ namespace ballast::study
             return names;
         }
 
-        nlohmann::json identity() const
-        {
-            std::uint64_t h = fnv1a64(std::as_bytes(m_data.train()));
-            h = fnv1a64(std::as_bytes(m_data.validation()), h);
-            char hex[17];
-            std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-            return detail::study_identity(m_spec, recipe_names(),
-                                          { { "origin", m_data.origin() },
-                                            { "train_tokens", m_data.train().size() },
-                                            { "validation_tokens", m_data.validation().size() },
-                                            { "fnv1a64", hex } });
-        }
+        /// What the results file's study line records (`study_identity`).
+        nlohmann::json identity() const { return study_identity(m_spec, recipe_names(), m_data.identity()); }
 
         /// Runs every unfinished run; returns all finished runs (earlier ones read back from the file).
         /// Throws ballast::error if the results file belongs to a different study.
@@ -347,7 +192,7 @@ namespace ballast::study
                                      });
             const std::size_t total = m_runs.size();
             std::size_t done = finished.size();
-            ballast::detail::stop_signal_scope signals(true);
+            stop_signal_scope signals(true);
             std::mutex mu;
             std::atomic<std::size_t> next{ 0 };
             std::atomic<bool> stop{ false };
@@ -379,7 +224,7 @@ namespace ballast::study
                             return;
                         }
                         std::lock_guard lock(mu);
-                        append_line(results_path(), rec->line.dump());
+                        append_run(results_path(), *rec);
                         finished.push_back(std::move(*rec));
                         ++done;
                         if (obs.on_run_done)
@@ -420,57 +265,10 @@ namespace ballast::study
         /// True if the last `run` was stopped by SIGINT/SIGTERM before finishing every run.
         bool interrupted() const noexcept { return m_interrupted; }
 
-        /// Write summary.json, summary.csv and results.csv from finished runs.
+        /// Write summary.json, summary.csv and results.csv from finished runs (study/summary.hpp).
         void write_summaries(const std::vector<run_record>& finished) const
         {
-            const auto groups = summarise(finished, m_spec.study.sensitivity_window);
-            nlohmann::json js = nlohmann::json::array();
-            std::string csv =
-              "recipe,optimizer,size,params,warmup,weight_decay,eps,steps,runs,diverged,l0,best_loss,best_lr,"
-              "lr_sensitivity\n";
-            for (const auto& g : groups)
-            {
-                js.push_back({ { "policy_set", g.recipe },
-                               { "optimizer", g.optimizer },
-                               { "size", g.size },
-                               { "params", g.params },
-                               { "warmup", g.warmup },
-                               { "weight_decay", g.weight_decay },
-                               { "eps", g.eps },
-                               { "steps", g.steps },
-                               { "runs", g.runs },
-                               { "diverged", g.diverged },
-                               { "l0", g.l0 },
-                               { "best_loss", g.best_loss },
-                               { "best_lr", g.best_lr },
-                               { "lr_sensitivity", g.lr_sensitivity } });
-                char row[512];
-                std::snprintf(row, sizeof row, "%s,%s,%s,%zu,%zu,%.9g,%.9g,%zu,%zu,%zu,%.6f,%.6f,%.6g,%.6f\n",
-                              g.recipe.c_str(), g.optimizer.c_str(), g.size.c_str(), g.params, g.warmup,
-                              g.weight_decay, g.eps, g.steps, g.runs, g.diverged, g.l0, g.best_loss,
-                              g.best_lr, g.lr_sensitivity);
-                csv += row;
-            }
-            const std::string summary =
-              nlohmann::json{ { "study", m_spec.study.name }, { "groups", js } }.dump(2) + "\n";
-            write_file_atomic(m_spec.out / "summary.json", std::as_bytes(std::span(summary)));
-            write_file_atomic(m_spec.out / "summary.csv", std::as_bytes(std::span(csv)));
-            std::string runs = "key,recipe,optimizer,size,params,lr,warmup,weight_decay,eps,steps,l0,final_"
-                               "val_loss,best_val_loss,"
-                               "diverged,diverged_step,wall_seconds\n";
-            for (const auto& r : finished)
-            {
-                const auto& s = r.spec;
-                char row[768];
-                std::snprintf(row, sizeof row,
-                              "%s,%s,%s,%s,%zu,%.6g,%zu,%.9g,%.9g,%zu,%.6f,%.6f,%.6f,%d,%zu,%.2f\n",
-                              s.key().c_str(), s.recipe_name.c_str(), s.optimizer.c_str(),
-                              s.size.label().c_str(), r.params, s.lr, s.warmup, s.weight_decay, s.eps,
-                              s.steps, r.result.l0, r.result.final_val_loss, r.result.best_val_loss,
-                              r.result.diverged ? 1 : 0, r.result.diverged_step, r.wall_seconds);
-                runs += row;
-            }
-            write_file_atomic(m_spec.out / "results.csv", std::as_bytes(std::span(runs)));
+            study::write_summaries(m_spec.out, m_spec.study.name, finished, m_spec.study.sensitivity_window);
         }
 
     private:
@@ -484,7 +282,7 @@ namespace ballast::study
             const auto warmups = or_default(st.warmups, m_spec.train.warmup);
             const auto wds = or_default(st.weight_decays, m_spec.optimizer.weight_decay);
             const auto coupled_wds = or_default(st.coupled_weight_decays, 0.1);
-            const auto epss = or_default(st.epss, m_spec.optimizer.eps);
+            const auto epss = or_default(st.epss, m_spec.optimizer.adamw.eps);
             const auto steps = or_default(st.step_counts, m_spec.train.steps);
             std::size_t index = 0;
             boost::hana::for_each(m_recipes,
@@ -547,22 +345,11 @@ namespace ballast::study
                                                       : std::string{};
             auto o = m_spec.optimizer;
             o.weight_decay = r.weight_decay;
-            o.eps = r.eps;
+            o.adamw.eps = r.eps;
             return { m, t, o };
         }
 
-        /// Stops a run when the study receives a signal.
-        struct signal_stop
-        {
-            const ballast::detail::stop_signal_scope* signals;
-            callback_action on_step_end(const step_info&) const
-            {
-                return signals->pending() ? callback_action::stop : callback_action::proceed;
-            }
-        };
-
-        std::optional<run_record> run_one(const run_spec& r,
-                                          const ballast::detail::stop_signal_scope& signals)
+        std::optional<run_record> run_one(const run_spec& r, const stop_signal_scope& signals)
         {
             std::optional<run_record> out;
             std::size_t index = 0;
@@ -581,13 +368,12 @@ namespace ballast::study
         }
 
         template <class P, class O>
-        std::optional<run_record> run_recipe(const run_spec& r,
-                                             const ballast::detail::stop_signal_scope& signals)
+        std::optional<run_record> run_recipe(const run_spec& r, const stop_signal_scope& signals)
         {
             const auto t0 = std::chrono::steady_clock::now();
             const auto [m, tc, oc] = configs(r);
             trainer<P, O, float, diagnostics::forward> tr(m, tc, oc, m_data);
-            const auto result = tr.run(signal_stop{ &signals });
+            const auto result = tr.run(stop_on_signal{ &signals });
             if (result.interrupted)
             {
                 return std::nullopt;
@@ -595,135 +381,12 @@ namespace ballast::study
             run_record rec;
             rec.spec = r;
             rec.params = tr.model().layout().count();
-            for (const auto& e : tr.model().layout().entries())
-            {
-                using policies::param_role;
-                const bool table = e.role == param_role::embedding || e.role == param_role::position ||
-                                   e.role == param_role::head;
-                rec.params_non_embedding += table ? 0 : e.size;
-            }
+            rec.params_non_embedding = non_embedding_params(tr.model().layout());
             rec.result = result;
             rec.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            // Attention-logit growth over training (recorded every diag_interval steps) and the last recorded
-            // step's output-logit and optimizer signals.
-            const auto fin = [](double v)
-            { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-            double max_logit = -INFINITY;
-            nlohmann::json history = nlohmann::json::array();
-            nlohmann::json series = { { "step", nlohmann::json::array() },
-                                      { "max_attn_logit_l0", nlohmann::json::array() },
-                                      { "probe_grad_rms", nlohmann::json::array() },
-                                      { "probe_update_rms", nlohmann::json::array() } };
-            // The probe tensor's RMS over the last 10% of the steps (the paper averages the final 500 of
-            // 1e5 steps; a proxy's last 10% is as many noisy samples as a short run has).
-            double tail_g = 0, tail_u = 0;
-            std::size_t tail_n = 0;
-            const double tail_from = 0.9 * double(r.steps);
-            for (const auto& d : result.diag_history)
-            {
-                max_logit =
-                  std::isnan(d.max_attn_logit) ? d.max_attn_logit : std::max(max_logit, d.max_attn_logit);
-                history.push_back({ d.step, fin(d.max_attn_logit) });
-                series["step"].push_back(d.step);
-                series["max_attn_logit_l0"].push_back(fin(d.max_attn_logit_l0));
-                series["probe_grad_rms"].push_back(fin(d.probe_grad_rms));
-                series["probe_update_rms"].push_back(fin(d.probe_update_rms));
-                if (double(d.step) > tail_from)
-                {
-                    tail_g += d.probe_grad_rms;
-                    tail_u += d.probe_update_rms;
-                    ++tail_n;
-                }
-            }
-            rec.diagnostics["max_attn_logit"] = fin(max_logit);
-            rec.diagnostics["max_attn_logit_history"] = std::move(history);
-            rec.diagnostics["series"] = std::move(series);
-            rec.diagnostics["probe_tensor"] = probe_tensor;
-            rec.diagnostics["probe_grad_rms_tail"] =
-              tail_n && !result.diverged ? fin(tail_g / double(tail_n)) : nlohmann::json(nullptr);
-            rec.diagnostics["probe_update_rms_tail"] =
-              tail_n && !result.diverged ? fin(tail_u / double(tail_n)) : nlohmann::json(nullptr);
-            nlohmann::json warnings = nlohmann::json::array();
-            for (const auto& w : result.warnings)
-            {
-                warnings.push_back(w.to_json());
-            }
-            rec.diagnostics["warnings"] = std::move(warnings);
-            if (result.last_diagnostics.is_object())
-            {
-                const auto& d = result.last_diagnostics;
-                rec.diagnostics["last_step"] =
-                  result.diag_history.empty() ? 0 : result.diag_history.back().step;
-                for (const char* k : { "log_z_mean", "log_z_std", "log_z_min", "logit_mean" })
-                {
-                    rec.diagnostics[k] = d[k];
-                }
-                nlohmann::json by_layer = nlohmann::json::array();
-                for (const auto& l : d["layers"])
-                {
-                    by_layer.push_back(l["max_logit"]);
-                }
-                rec.diagnostics["max_attn_logit_by_layer"] = std::move(by_layer);
-                // Mean over tensors of the gradient RMS and the unscaled-update RMS (paper Figs 11, 13).
-                double g = 0, u = 0;
-                std::size_t ng = 0, nu = 0;
-                for (const auto& [name, t] : d["tensors"].items())
-                {
-                    if (t["grad_rms"].is_number())
-                    {
-                        g += t["grad_rms"].template get<double>();
-                        ++ng;
-                    }
-                    if (t["update_rms"].is_number())
-                    {
-                        u += t["update_rms"].template get<double>();
-                        ++nu;
-                    }
-                }
-                rec.diagnostics["grad_rms"] = ng ? nlohmann::json(g / double(ng)) : nlohmann::json(nullptr);
-                rec.diagnostics["update_rms"] = nu ? nlohmann::json(u / double(nu)) : nlohmann::json(nullptr);
-            }
-            rec.line = record_json(rec, m, tc, oc);
+            rec.diagnostics = run_diagnostics(result, r.steps);
+            rec.line = run_line(rec, m, tc, oc, m_spec.study.run_metrics ? "runs/" + r.key() + ".jsonl" : "");
             return rec;
-        }
-
-        nlohmann::json record_json(const run_record& rec, const model_config& m, const train_config& t,
-                                   const optimizer_config& o) const
-        {
-            const auto& s = rec.spec;
-            const auto& res = rec.result;
-            const auto fin = [](double v)
-            { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-            return {
-                { "type", "run" },
-                { "key", s.key() },
-                { "policy_set", s.recipe_name },
-                { "optimizer", s.optimizer },
-                { "size", s.size.label() },
-                { "params", rec.params },
-                { "params_non_embedding", rec.params_non_embedding },
-                { "d_model", s.size.d_model },
-                { "n_layers", s.size.n_layers },
-                { "n_heads", s.size.n_heads },
-                { "lr", s.lr },
-                { "warmup", s.warmup },
-                { "weight_decay", s.weight_decay },
-                { "eps", s.eps },
-                { "steps", s.steps },
-                { "l0", fin(res.l0) },
-                { "final_val_loss", fin(res.final_val_loss) },
-                { "best_val_loss", fin(res.best_val_loss) },
-                { "diverged", res.diverged },
-                { "diverged_step", res.diverged_step },
-                { "reason", res.diverged_reason },
-                { "evals", res.evals },
-                { "wall_seconds", rec.wall_seconds },
-                { "train_seconds", res.train_seconds },
-                { "metrics", m_spec.study.run_metrics ? "runs/" + s.key() + ".jsonl" : "" },
-                { "diagnostics", rec.diagnostics },
-                { "config",
-                  { { "model", to_json(m) }, { "train", identity_json(t) }, { "optimizer", to_json(o) } } }
-            };
         }
 
         /// Read the results file: check its study line against this study, return the finished runs that
@@ -731,38 +394,14 @@ namespace ballast::study
         std::vector<run_record> load_finished()
         {
             const auto path = results_path();
-            const auto lines = read_jsonl(path);
+            const auto file = load_results(path);
             const auto id = identity();
+            if (file.study.is_null())
             {
-                // A crash mid-append can leave a torn last line: rewrite the file without it, so the next
-                // append starts on a line of its own.
-                std::error_code ec;
-                if (!lines.empty() && std::filesystem::exists(path, ec))
-                {
-                    std::string clean;
-                    for (const auto& j : lines)
-                    {
-                        clean += j.dump() + "\n";
-                    }
-                    const auto bytes = read_file(path);
-                    if (bytes.size() != clean.size() || (!bytes.empty() && bytes.back() != std::byte{ '\n' }))
-                    {
-                        write_file_atomic(path, std::as_bytes(std::span(clean)));
-                    }
-                }
-            }
-            if (lines.empty())
-            {
-                const nlohmann::json header = { { "type", "study" },
-                                                { "name", m_spec.study.name },
-                                                { "config", id } };
-                const std::string text = header.dump() + "\n";
-                write_file_atomic(path, std::as_bytes(std::span(text)));
+                start_results(path, m_spec.study.name, id);
                 return {};
             }
-            BALLAST_CHECK(lines.front().value("type", "") == "study" && lines.front().contains("config"),
-                          "study", "'", path.string(), "' does not start with a study line");
-            const auto diff = json_differences(lines.front()["config"], id);
+            const auto diff = json_differences(file.study["config"], id);
             BALLAST_CHECK(diff.empty(), "study", "'", path.string(),
                           "' holds results of a different study configuration (file vs now: ", diff,
                           "); use another output directory");
@@ -773,13 +412,8 @@ namespace ballast::study
             }
             std::vector<run_record> out;
             std::set<std::string> seen;
-            for (std::size_t i = 1; i < lines.size(); ++i)
+            for (const nlohmann::json& j : file.runs)
             {
-                const nlohmann::json& j = lines[i];
-                if (j.value("type", "") != "run" || !j.contains("key") || !j["key"].is_string())
-                {
-                    continue;
-                }
                 const auto key = j["key"].get<std::string>();
                 const auto it = by_key.find(key);
                 if (it == by_key.end() || !seen.insert(key).second)
@@ -787,27 +421,8 @@ namespace ballast::study
                     continue; // cannot happen for an unchanged config; a duplicate from a crash race is
                               // dropped
                 }
-                run_record rec;
-                rec.spec = *it->second;
-                rec.params = j.value("params", std::size_t{ 0 });
-                rec.params_non_embedding = j.value("params_non_embedding", std::size_t{ 0 });
-                const auto num = [&j](const char* k) -> double
-                {
-                    const auto f = j.find(k);
-                    return f != j.end() && f->is_number() ? f->template get<double>() : std::nan("");
-                };
-                rec.result.policy_set = rec.spec.recipe_name;
-                rec.result.optimizer = rec.spec.optimizer;
-                rec.result.l0 = num("l0");
-                rec.result.final_val_loss = num("final_val_loss");
-                rec.result.best_val_loss = num("best_val_loss");
-                rec.result.diverged = j.value("diverged", false);
-                rec.result.diverged_step = j.value("diverged_step", std::size_t{ 0 });
-                rec.result.diverged_reason = j.value("reason", "");
-                rec.result.steps_done = rec.spec.steps;
-                rec.wall_seconds = num("wall_seconds");
-                rec.diagnostics = j.value("diagnostics", nlohmann::json::object());
-                rec.line = j;
+                run_record rec = parse_run_line(j);
+                rec.spec = *it->second; // the grid's spec (with its recipe index)
                 out.push_back(std::move(rec));
             }
             return out;

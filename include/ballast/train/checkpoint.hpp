@@ -13,34 +13,37 @@
 /// atomically, then older tensor files are removed. A crash at any point leaves a manifest that names a
 /// complete tensor file. Reading checks the manifest's format, the tensor file's size and FNV-1a
 /// fingerprint, and refuses anything corrupt, truncated or mismatched with a message naming the problem.
+///
+/// A training run's checkpoint (what `trainer::save_checkpoint` writes) holds, for every parameter tensor
+/// of the model's layout, the tensor under its own name followed by its optimizer state tensors
+/// "optimizer.<state>.<name>" (`run_checkpoint_tensors`, `read_run_checkpoint_tensors`), and its manifest
+/// holds the run's identity, which a resume must match (`check_run_checkpoint`).
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <span>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
+#include <ballast/core/json.hpp>
+#include <ballast/core/reflect.hpp>
 #include <ballast/io/safetensors.hpp>
+#include <ballast/model/parameters.hpp>
 
 namespace ballast
 {
     inline constexpr const char* checkpoint_format = "ballast-checkpoint";
     inline constexpr int checkpoint_version = 1;
     inline constexpr const char* checkpoint_manifest = "checkpoint.json";
-
-    namespace detail
-    {
-        inline std::string hex64(std::uint64_t v)
-        {
-            char buf[17];
-            std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-            return buf;
-        }
-    } // namespace detail
 
     /// Does `dir` hold a checkpoint manifest?
     inline bool has_checkpoint(const std::filesystem::path& dir)
@@ -65,7 +68,7 @@ namespace ballast
         manifest["step"] = step;
         manifest["tensors"] = { { "file", name },
                                 { "bytes", bytes.size() },
-                                { "fnv1a64", detail::hex64(fnv1a64(bytes)) } };
+                                { "fnv1a64", hex64(fnv1a64(bytes)) } };
         const std::string text = manifest.dump(2) + "\n";
         write_file_atomic(dir / checkpoint_manifest, std::as_bytes(std::span(text)));
         for (const auto& e : std::filesystem::directory_iterator(dir))
@@ -113,10 +116,99 @@ namespace ballast
         BALLAST_CHECK(bytes.size() == t["bytes"].get<std::size_t>(), where, "'", tpath.string(), "' has ",
                       bytes.size(), " bytes, the manifest says ", t["bytes"].get<std::size_t>(),
                       " (truncated or replaced)");
-        const auto h = detail::hex64(fnv1a64(bytes));
+        const auto h = hex64(fnv1a64(bytes));
         BALLAST_CHECK(h == t["fnv1a64"].get<std::string>(), where, "'", tpath.string(),
                       "' does not match its fingerprint in the manifest (corrupt)");
         return { std::move(m), io::safetensors_file(std::move(bytes), tpath.string()) };
+    }
+
+    /// The checkpoint name of optimizer state `state` of parameter tensor `param`: "optimizer.<state>.<param>".
+    inline std::string state_tensor_name(std::string_view state, std::string_view param)
+    {
+        return "optimizer." + std::string(state) + "." + std::string(param);
+    }
+
+    /// Every tensor name of a run checkpoint, in order: each parameter of `layout`, then its state tensors.
+    template <std::size_t S>
+    std::vector<std::string> run_checkpoint_names(const param_layout& layout,
+                                                  const std::array<std::string_view, S>& state_names)
+    {
+        std::vector<std::string> names;
+        for (const auto& e : layout.entries())
+        {
+            names.push_back(e.name);
+            for (const auto s : state_names)
+            {
+                names.push_back(state_tensor_name(s, e.name));
+            }
+        }
+        return names;
+    }
+
+    /// The tensors of a run checkpoint: for each tensor of `layout`, the parameters (from the flat buffer
+    /// `params`) and then its optimizer state `state[s]` named `state_names[s]` (flat buffers laid out
+    /// like `params`).
+    template <class T, std::size_t S>
+    io::safetensors_writer run_checkpoint_tensors(const param_layout& layout, std::span<const T> params,
+                                                  const std::array<std::string_view, S>& state_names,
+                                                  const std::array<std::span<const T>, S>& state)
+    {
+        io::safetensors_writer w;
+        for (const auto& e : layout.entries())
+        {
+            w.add<T>(e.name, std::span<const std::size_t>(e.shape), params.data() + e.offset);
+            for (std::size_t s = 0; s < S; ++s)
+            {
+                w.add<T>(state_tensor_name(state_names[s], e.name), std::span<const std::size_t>(e.shape),
+                         state[s].data() + e.offset);
+            }
+        }
+        return w;
+    }
+
+    /// Read the tensors `run_checkpoint_tensors` wrote into `params` and `state`. Throws ballast::error
+    /// when a tensor is missing, extra or of the wrong shape; the buffers may then be partly written, so
+    /// read into copies when the originals must survive a failure.
+    template <class T, std::size_t S>
+    void read_run_checkpoint_tensors(const io::safetensors_file& f, const param_layout& layout,
+                                     const std::array<std::string_view, S>& state_names, std::span<T> params,
+                                     const std::array<std::span<T>, S>& state)
+    {
+        f.require_exactly(run_checkpoint_names(layout, state_names));
+        for (const auto& e : layout.entries())
+        {
+            f.read<T>(e.name, std::span<const std::size_t>(e.shape), params.data() + e.offset);
+            for (std::size_t s = 0; s < S; ++s)
+            {
+                f.read<T>(state_tensor_name(state_names[s], e.name), std::span<const std::size_t>(e.shape),
+                          state[s].data() + e.offset);
+            }
+        }
+    }
+
+    /// The manifest keys that are bookkeeping (written by `write_checkpoint` or the progress so far), not
+    /// part of the run's identity.
+    inline constexpr std::array<const char*, 6> checkpoint_bookkeeping_keys{
+        "format", "version", "step", "tensors", "rng", "progress"
+    };
+
+    /// Check that `ck` (read from `dir`) belongs to the run `identity` (its manifest, without the
+    /// bookkeeping keys, equals it) and is not past the run's `steps`; returns the checkpoint's step.
+    /// Throws ballast::error listing the differing settings.
+    inline std::size_t check_run_checkpoint(const loaded_checkpoint& ck, const nlohmann::json& identity,
+                                            const std::filesystem::path& dir, std::size_t steps)
+    {
+        auto got = ck.manifest;
+        for (const char* k : checkpoint_bookkeeping_keys)
+        {
+            got.erase(k);
+        }
+        const auto diff = json_differences(got, identity);
+        BALLAST_CHECK(diff.empty(), "checkpoint", "'", dir.string(),
+                      "' belongs to a different run (checkpoint vs this run: ", diff, ")");
+        const std::size_t step = ck.manifest["step"].get<std::size_t>();
+        BALLAST_CHECK(step <= steps, "checkpoint", "step ", step, " is past the run's ", steps, " steps");
+        return step;
     }
 } // namespace ballast
 

@@ -13,6 +13,8 @@
 ///   drawn, and no generator state needs saving.
 /// - The validation set is fixed: `eval_batches × batch` windows at evenly spaced positions over the
 ///   validation split, the same for every evaluation and every run with the same split.
+/// - The data's identity (`identity()`: origin, split sizes and an FNV-1a fingerprint of the tokens) is
+///   what checkpoints and study results record, so a resume on other data is refused.
 /// - Every token id is checked against the vocabulary once, at construction.
 
 #include <algorithm>
@@ -24,7 +26,11 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <ballast/core/config.hpp>
+#include <ballast/core/file.hpp>
+#include <ballast/core/json.hpp>
 #include <ballast/core/rng.hpp>
 #include <ballast/train/tokens.hpp>
 
@@ -104,6 +110,7 @@ namespace ballast
                           static_cast<std::size_t>(static_cast<double>(seq + 1) /
                                                    std::min(val_fraction, 1 - val_fraction)) +
                             1);
+            m_fingerprint = fnv1a64(std::as_bytes(std::span<const std::uint16_t>(m_tokens)));
         }
 
         std::span<const std::uint16_t> train() const noexcept { return { m_tokens.data(), m_train_size }; }
@@ -113,6 +120,20 @@ namespace ballast
         }
         std::size_t seq() const noexcept { return m_seq; }
         const std::string& origin() const noexcept { return m_origin; }
+
+        /// 64-bit FNV-1a of the token bytes, the training split then the validation split (computed once,
+        /// at construction).
+        std::uint64_t fingerprint() const noexcept { return m_fingerprint; }
+
+        /// What identifies the data of a run: {"origin", "train_tokens", "validation_tokens", "fnv1a64"}
+        /// (the fingerprint in hex). Checkpoints and study results record it.
+        nlohmann::json identity() const
+        {
+            return { { "origin", m_origin },
+                     { "train_tokens", m_train_size },
+                     { "validation_tokens", m_val_size },
+                     { "fnv1a64", hex64(m_fingerprint) } };
+        }
 
         /// Training batch number `step` (a pure function of seed and step).
         void train_batch(std::uint64_t seed, std::uint64_t step, std::size_t batch, token_batch& out) const
@@ -166,6 +187,7 @@ namespace ballast
         std::vector<std::uint16_t> m_tokens;
         std::size_t m_seq = 0, m_train_size = 0, m_val_size = 0;
         std::string m_origin;
+        std::uint64_t m_fingerprint = 0;
     };
 } // namespace ballast
 

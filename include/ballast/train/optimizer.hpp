@@ -2,14 +2,16 @@
 #define BALLAST_TRAIN_OPTIMIZER_HPP
 
 /// @file
-/// Optimizers as compile-time policies over runtime hyper-parameters.
+/// The optimizer family: the policies (one header each under `ballast/train/optim/`: AdamW, Lion,
+/// SGD-momentum, Adafactor, and the `rms_scaled` modifier; the concept `optim::optimizer_policy` is in
+/// `optim/common.hpp`), the driver `optimizer<O, T>`, the tools' settings `optimizer_config` and the
+/// name → type registry (`with_optimizer`). See docs/policies/optimizer.md.
 ///
-/// The policy (`optim::adamw<weight_decay::independent>`, `optim::lion<…>`, `optim::sgd_momentum<…>`,
-/// optionally wrapped in `optim::rms_scaled<…>`) fixes the update rule and the decay mode at compile time;
-/// `optimizer_config` holds the numbers, so a sweep over β2, ε or λ never recompiles. `optimizer<O, T>`
-/// owns the state buffers (flat, parallel to the model's parameter buffer) and applies one step: for each
-/// parameter tensor one fused SIMD pass (`ballast/kernels/elementwise.hpp`) that also applies the global
-/// gradient-clipping factor, so clipping costs no extra pass over the gradients.
+/// The policy fixes the update rule and the decay mode at compile time; its `config` holds its numbers,
+/// so a sweep over β2, ε or λ never recompiles. `optimizer<O, T>` owns the state buffers (flat, parallel
+/// to the model's parameter buffer) and applies one step: for each parameter tensor one fused SIMD pass
+/// (`ballast/kernels/optimizer.hpp`) that also applies the global gradient-clipping factor, so clipping
+/// costs no extra pass over the gradients.
 ///
 /// With s_t the schedule multiplier, η the peak LR, μ_g the tensor's LR multiplier from the
 /// parameterisation (µParam), ρ_g the optional parameter-RMS factor, λ the decay (0 for masked tensors),
@@ -24,24 +26,21 @@
 /// (Wortsman et al. 2023 §3.2.2 print the decay sign wrong; the form above is the one that decays.)
 /// Independent decay is deliberately not scaled by μ_g or ρ_g: it is a property of the schedule, not of
 /// the LR. For SGD, "coupled" is the classic L2 penalty added to the gradient (PyTorch's SGD).
-///
-/// Directions Δ: AdamW m̂/(√v̂ + ε) with bias correction and ε outside the square root (optax and PyTorch);
-/// Lion sign(β1·m + (1−β1)·g) (Chen et al. 2023); SGD the heavy-ball buffer (dampening 0).
-///
-/// `rms_scaled<O>` is the paper's Adafactor-style parameter-RMS LR scaling (Fig E.14):
-/// ρ_g = max(RMS(θ_g), rms_floor), RMS measured per tensor before the step.
+/// ρ_g = max(RMS(θ_g), floor) when the policy asks for it (`param_rms_scaling`: `rms_scaled<O>` with
+/// `rms_floor`, Adafactor with ε2), RMS measured per tensor before the step.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
-#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <string>
 #include <string_view>
-#include <utility>
+#include <type_traits>
 
-#include <boost/hana/adapt_struct.hpp>
+#include <boost/hana/accessors.hpp>
+#include <boost/hana/pair.hpp>
+#include <boost/hana/string.hpp>
 #include <boost/hana/tuple.hpp>
 
 #include <ballast/core/aligned.hpp>
@@ -49,226 +48,111 @@
 #include <ballast/core/named.hpp>
 #include <ballast/core/profile.hpp>
 #include <ballast/core/reflect.hpp>
-#include <ballast/kernels/elementwise.hpp>
 #include <ballast/kernels/reduce.hpp>
 #include <ballast/model/parameters.hpp>
-#include <ballast/policies/parameterisation.hpp>
+#include <ballast/train/optim/adafactor.hpp>
+#include <ballast/train/optim/adamw.hpp>
+#include <ballast/train/optim/common.hpp>
+#include <ballast/train/optim/lion.hpp>
+#include <ballast/train/optim/rms_scaled.hpp>
+#include <ballast/train/optim/sgd.hpp>
 
 namespace ballast
 {
-    using kernels::weight_decay;
-
-    /// Which parameter tensors receive weight decay.
-    enum class weight_decay_mask
-    {
-        all,               ///< every tensor (nanodo's default, so the paper's; see docs/training.md)
-        no_norms_or_biases ///< skip norm scales and biases (the GPT-2/nanoGPT convention)
-    };
-
-    template <>
-    struct enum_names<weight_decay_mask>
-    {
-        static constexpr std::array values{ std::pair{ std::string_view("all"), weight_decay_mask::all },
-                                            std::pair{ std::string_view("no_norms_or_biases"),
-                                                       weight_decay_mask::no_norms_or_biases } };
-    };
-
-    /// Does a tensor of this role get weight decay under `mask`?
-    constexpr bool decays(policies::param_role role, weight_decay_mask mask) noexcept
-    {
-        return mask == weight_decay_mask::all ||
-               (role != policies::param_role::scale && role != policies::param_role::bias);
-    }
-
-    /// The optimizers' runtime numbers, paper defaults (Wortsman et al. 2023 §1: AdamW β = (0.9, 0.95),
-    /// ε = 1e-8, independent decay 1e-4, clipping at 1). A number is read only by the optimizer it
-    /// belongs to.
+    /// The tools' optimizer settings: the shared numbers (λ, the decay mask, clipping) and the config of
+    /// every shipped optimizer, each read only by its optimizer. Reflected flat, under the keys the flags,
+    /// TOML files, metrics headers and checkpoints use:
+    ///
+    /// | key | member | read by |
+    /// |---|---|---|
+    /// | `beta1`, `beta2`, `eps` | `adamw.beta1`, `adamw.beta2`, `adamw.eps` | AdamW |
+    /// | `lion_beta1`, `lion_beta2` | `lion.beta1`, `lion.beta2` | Lion |
+    /// | `momentum` | `sgd.momentum` | SGD-momentum |
+    /// | `weight_decay`, `decay_mask`, `clip` | the same | every optimizer |
+    /// | `rms_floor` | `rms.rms_floor` | `rms_scaled<O>` |
+    /// | `adafactor_beta1`, `adafactor_decay_rate`, `adafactor_eps1`, `adafactor_eps2`, `adafactor_clip_threshold` | `adafactor.<field>` | Adafactor |
     struct optimizer_config
     {
-        double beta1 = 0.9;         ///< AdamW and Lion first-moment decay
-        double beta2 = 0.95;        ///< AdamW second-moment decay
-        double eps = 1e-8;          ///< AdamW ε, outside the square root
-        double lion_beta2 = 0.99;   ///< Lion's moment decay (Chen et al. 2023)
-        double momentum = 0.9;      ///< SGD heavy-ball momentum
+        optim::adamw_config adamw;
+        optim::lion_config lion;
+        optim::sgd_momentum_config sgd;
+        optim::rms_scaling_config rms;
+        optim::adafactor_config adafactor;
         double weight_decay = 1e-4; ///< λ (meaning depends on the decay mode; coupled AdamW uses ~0.1)
         weight_decay_mask decay_mask = weight_decay_mask::all; ///< which tensors decay
-        double rms_floor = 1e-3;                               ///< rms_scaled: ρ = max(RMS(θ), rms_floor)
         double clip = 1.0; ///< global gradient-norm clipping threshold; 0 disables
 
         bool operator==(const optimizer_config&) const = default;
 
+        /// The shared part, as the driver reads it.
+        optim::common_config common() const noexcept { return { weight_decay, decay_mask, clip }; }
+
+        /// Every part's numbers (also those the chosen optimizer does not read: a bad file is refused
+        /// whatever the optimizer).
         void validate() const
         {
-            constexpr const char* where = "optimizer_config";
-            BALLAST_CHECK(beta1 >= 0 && beta1 < 1, where, "beta1 must be in [0, 1), got ", beta1);
-            BALLAST_CHECK(beta2 >= 0 && beta2 < 1, where, "beta2 must be in [0, 1), got ", beta2);
-            BALLAST_CHECK(lion_beta2 >= 0 && lion_beta2 < 1, where, "lion_beta2 must be in [0, 1), got ",
-                          lion_beta2);
-            BALLAST_CHECK(eps >= 0 && std::isfinite(eps), where, "eps must be >= 0, got ", eps);
-            BALLAST_CHECK(momentum >= 0 && momentum < 1, where, "momentum must be in [0, 1), got ", momentum);
-            BALLAST_CHECK(weight_decay >= 0 && std::isfinite(weight_decay), where,
-                          "weight_decay must be >= 0, got ", weight_decay);
-            BALLAST_CHECK(rms_floor > 0, where, "rms_floor must be > 0, got ", rms_floor);
-            BALLAST_CHECK(clip >= 0 && std::isfinite(clip), where, "clip must be >= 0 (0: off), got ", clip);
+            adamw.validate();
+            lion.validate();
+            sgd.validate();
+            common().validate();
+            rms.validate();
+            adafactor.validate();
         }
     };
 
-    /// The clipping factor for a global gradient norm: min(1, clip/norm), 1 when clipping is off.
-    inline double clip_factor(double grad_norm, double clip) noexcept
-    {
-        return clip > 0 && grad_norm > clip ? clip / grad_norm : 1.0;
-    }
-
     namespace optim
     {
-        /// One tensor's step, as the driver hands it to a policy.
-        struct tensor_step
-        {
-            double lr = 0;    ///< s_t·η·μ_g·ρ_g
-            double decay = 0; ///< kernel decay coefficient: s_t·λ (independent) or λ (coupled), 0 if masked
-            double grad_scale = 1; ///< clipping factor c
-            std::int64_t t = 1;    ///< step count, from 1
-        };
-
-        /// An optimizer policy: a name, a decay mode, the names of its per-parameter state buffers, and
-        /// `update`, one fused pass over a tensor.
+        /// The part of `optimizer_config` that is policy `O`'s config (shipped optimizers only; an optimizer
+        /// of one's own is given its config directly: `optimizer<O, T>(layout, common, cfg)`).
         template <class O>
-        concept optimizer_policy = requires
+        struct config_from_settings
         {
+            static typename O::config get(const optimizer_config& s) requires(
+              std::is_same_v<typename O::config, adamw_config> ||
+              std::is_same_v<typename O::config, lion_config> ||
+              std::is_same_v<typename O::config, sgd_momentum_config> ||
+              std::is_same_v<typename O::config, adafactor_config>)
             {
-                O::name
-                } -> std::convertible_to<std::string_view>;
-            {
-                O::decay
-                } -> std::convertible_to<weight_decay>;
-            {
-                O::param_rms_scaling
-                } -> std::convertible_to<bool>;
-            O::state_names.size();
-        }
-        &&requires(float* p, std::array<float*, O::state_names.size()> s, const float* g,
-                   const tensor_step& a, const optimizer_config& c)
-        {
-            O::update(p, s, g, std::size_t{}, a, c);
-        };
-
-        namespace detail
-        {
-            template <weight_decay D>
-            constexpr std::string_view decay_suffix() noexcept
-            {
-                if constexpr (D == weight_decay::independent)
+                using C = typename O::config;
+                if constexpr (std::is_same_v<C, adamw_config>)
                 {
-                    return "";
+                    return s.adamw;
                 }
-                else if constexpr (D == weight_decay::coupled)
+                else if constexpr (std::is_same_v<C, lion_config>)
                 {
-                    return "_coupled";
+                    return s.lion;
+                }
+                else if constexpr (std::is_same_v<C, sgd_momentum_config>)
+                {
+                    return s.sgd;
                 }
                 else
                 {
-                    return "_nodecay";
+                    return s.adafactor;
                 }
             }
+        };
 
-            /// Compile-time concatenation of two string views into static storage.
-            template <const std::string_view& A, const std::string_view& B>
-            struct concat
-            {
-                static constexpr auto storage = []
-                {
-                    std::array<char, A.size() + B.size()> out{};
-                    for (std::size_t i = 0; i < A.size(); ++i)
-                    {
-                        out[i] = A[i];
-                    }
-                    for (std::size_t i = 0; i < B.size(); ++i)
-                    {
-                        out[A.size() + i] = B[i];
-                    }
-                    return out;
-                }();
-                static constexpr std::string_view value{ storage.data(), storage.size() };
-            };
-
-            inline constexpr std::string_view adamw_base = "adamw", lion_base = "lion",
-                                              sgd_base = "sgd_momentum", rms_suffix = "+rms";
-            template <weight_decay D>
-            inline constexpr std::string_view suffix_v = decay_suffix<D>();
-        } // namespace detail
-
-        /// AdamW (Loshchilov & Hutter), state m and v. Name: "adamw" (independent decay, the paper's),
-        /// "adamw_coupled", "adamw_nodecay".
-        template <weight_decay Decay = weight_decay::independent>
-        struct adamw
+        template <class O>
+        struct config_from_settings<rms_scaled<O>>
         {
-            static constexpr std::string_view name =
-              detail::concat<detail::adamw_base, detail::suffix_v<Decay>>::value;
-            static constexpr weight_decay decay = Decay;
-            static constexpr bool param_rms_scaling = false;
-            static constexpr std::array<std::string_view, 2> state_names{ "m", "v" };
-            static constexpr bool adam_like = true; ///< state is (m, v): the direction can be re-derived
-
-            template <class T>
-            static void update(T* theta, std::array<T*, 2> state, const T* grad, std::size_t n,
-                               const tensor_step& a, const optimizer_config& c)
+            static typename rms_scaled<O>::config get(const optimizer_config& s) requires requires
             {
-                kernels::adamw_hparams h;
-                h.lr = a.lr;
-                h.beta1 = c.beta1;
-                h.beta2 = c.beta2;
-                h.eps = c.eps;
-                h.weight_decay = a.decay;
-                h.grad_scale = a.grad_scale;
-                kernels::adamw_update<Decay>(theta, state[0], state[1], grad, h.with_step(a.t), n);
+                config_from_settings<O>::get(s);
+            }
+            {
+                typename rms_scaled<O>::config c;
+                static_cast<typename O::config&>(c) = config_from_settings<O>::get(s);
+                static_cast<rms_scaling_config&>(c) = s.rms;
+                return c;
             }
         };
 
-        /// Lion (Chen et al. 2023), state m. β1 = beta1, β2 = lion_beta2. Name: "lion", "lion_coupled", ….
-        template <weight_decay Decay = weight_decay::coupled>
-        struct lion
+        /// Is `O`'s config a part of `optimizer_config`?
+        template <class O>
+        concept in_settings = requires(const optimizer_config& s)
         {
-            static constexpr std::string_view name =
-              detail::concat<detail::lion_base, detail::suffix_v<Decay>>::value;
-            static constexpr weight_decay decay = Decay;
-            static constexpr bool param_rms_scaling = false;
-            static constexpr std::array<std::string_view, 1> state_names{ "m" };
-
-            template <class T>
-            static void update(T* theta, std::array<T*, 1> state, const T* grad, std::size_t n,
-                               const tensor_step& a, const optimizer_config& c)
-            {
-                const kernels::lion_hparams h{ a.lr, c.beta1, c.lion_beta2, a.decay, a.grad_scale };
-                kernels::lion_update<Decay>(theta, state[0], grad, h, n);
-            }
-        };
-
-        /// SGD with heavy-ball momentum, state "momentum". Coupled decay is the L2 penalty in the gradient.
-        template <weight_decay Decay = weight_decay::coupled>
-        struct sgd_momentum
-        {
-            static constexpr std::string_view name =
-              detail::concat<detail::sgd_base, detail::suffix_v<Decay>>::value;
-            static constexpr weight_decay decay = Decay;
-            static constexpr bool param_rms_scaling = false;
-            static constexpr std::array<std::string_view, 1> state_names{ "momentum" };
-
-            template <class T>
-            static void update(T* theta, std::array<T*, 1> state, const T* grad, std::size_t n,
-                               const tensor_step& a, const optimizer_config& c)
-            {
-                const kernels::sgd_hparams h{ a.lr, c.momentum, a.decay, a.grad_scale };
-                kernels::sgd_momentum_update<Decay>(theta, state[0], grad, h, n);
-            }
-        };
-
-        /// Modifier: any optimizer with the paper's parameter-RMS LR scaling (Fig E.14),
-        /// lr_g ← lr_g·max(RMS(θ_g), rms_floor). Name: the inner name + "+rms".
-        template <optimizer_policy O>
-        struct rms_scaled : O
-        {
-            static constexpr std::string_view name = detail::concat<O::name, detail::rms_suffix>::value;
-            static constexpr bool param_rms_scaling = true;
+            config_from_settings<O>::get(s);
         };
     } // namespace optim
 
@@ -278,20 +162,41 @@ namespace ballast
     {
     public:
         using policy = O;
+        using config_type = typename O::config;
+        using direction_stat = optim::direction_stat;
         static constexpr std::size_t state_count = O::state_names.size();
 
-        optimizer(const param_layout& layout, const optimizer_config& cfg)
+        /// From the tools' settings (a shipped optimizer): every part is validated.
+        optimizer(const param_layout& layout, const optimizer_config& cfg) requires optim::in_settings<O>
           : m_layout(layout)
-          , m_cfg(cfg)
+          , m_settings(cfg)
+          , m_common(cfg.common())
         {
-            m_cfg.validate();
-            for (auto& s : m_state)
-            {
-                s.assign(layout.total(), T(0));
-            }
+            m_settings.validate();
+            m_cfg = optim::config_from_settings<O>::get(cfg);
+            allocate();
         }
 
-        const optimizer_config& config() const noexcept { return m_cfg; }
+        /// From the shared numbers and the policy's own config (any optimizer policy). `config()` then
+        /// reports the shared numbers and defaults for the rest.
+        optimizer(const param_layout& layout, const optim::common_config& common, const config_type& cfg)
+          : m_layout(layout)
+          , m_common(common)
+          , m_cfg(cfg)
+        {
+            m_common.validate();
+            m_cfg.validate();
+            m_settings.weight_decay = common.weight_decay;
+            m_settings.decay_mask = common.decay_mask;
+            m_settings.clip = common.clip;
+            allocate();
+        }
+
+        /// The tools' settings this optimizer was built from (what the metrics header records).
+        const optimizer_config& config() const noexcept { return m_settings; }
+        /// The shared numbers and the policy's own.
+        const optim::common_config& common() const noexcept { return m_common; }
+        const config_type& policy_config() const noexcept { return m_cfg; }
         const param_layout& layout() const noexcept { return m_layout; }
         static constexpr std::string_view name() noexcept { return O::name; }
 
@@ -319,61 +224,42 @@ namespace ballast
             BALLAST_PROFILE_MARK("optimizer");
             for (const auto& e : m_layout.entries())
             {
-                optim::tensor_step a;
-                a.t = m_steps;
+                optim::tensor_step a = tensor_of(e);
                 a.grad_scale = grad_scale;
                 a.lr = lr * e.lr_multiplier;
                 if constexpr (O::param_rms_scaling)
                 {
-                    a.lr *= std::max(tensor_rms(params.data() + e.offset, e.size), m_cfg.rms_floor);
+                    a.lr *= std::max(tensor_rms(params.data() + e.offset, e.size), O::rms_floor(m_cfg));
                 }
-                const double lambda = decays(e.role, m_cfg.decay_mask) ? m_cfg.weight_decay : 0.0;
+                const double lambda = decays(e.role, m_common.decay_mask) ? m_common.weight_decay : 0.0;
                 a.decay = O::decay == weight_decay::independent ? schedule_multiplier * lambda : lambda;
                 std::array<T*, state_count> s{};
                 for (std::size_t i = 0; i < state_count; ++i)
                 {
                     s[i] = m_state[i].data() + e.offset;
                 }
-                O::update(params.data() + e.offset, s, grads.data() + e.offset, e.size, a, m_cfg);
+                O::update(params.data() + e.offset, s, grads.data() + e.offset, a, m_cfg);
             }
             BALLAST_PROFILE_MARK("end");
         }
 
-        /// Statistics of the last step's direction for one tensor (diagnostics; AdamW only, NaN otherwise):
-        /// the RMS of the unscaled update Δ = m̂/(√v̂ + ε) and the fraction of coordinates where √v̂ < ε
-        /// ("ε-dominated": there the update shrinks towards m̂/ε, Wortsman et al. 2023 §3.4).
-        struct direction_stat
-        {
-            double update_rms = std::nan("");
-            double eps_fraction = std::nan("");
-        };
-
+        /// Statistics of the last step's unscaled direction for one tensor (diagnostics), from the policy's
+        /// `direction` hook (AdamW: RMS of m̂/(√v̂ + ε) and the ε-dominated fraction); NaN without one.
         direction_stat direction_stats(const param_entry& e) const
         {
-            direction_stat out;
-            if constexpr (requires { requires O::adam_like; })
+            if constexpr (optim::has_direction<O, T>)
             {
-                if (m_steps < 1 || e.size == 0)
+                std::array<const T*, state_count> s{};
+                for (std::size_t i = 0; i < state_count; ++i)
                 {
-                    return out;
+                    s[i] = m_state[i].data() + e.offset;
                 }
-                const double t = static_cast<double>(m_steps);
-                const double bc1 = 1 - std::pow(m_cfg.beta1, t), bc2 = 1 - std::pow(m_cfg.beta2, t);
-                const T* m = m_state[0].data() + e.offset;
-                const T* v = m_state[1].data() + e.offset;
-                double sq = 0;
-                std::size_t dominated = 0;
-                for (std::size_t i = 0; i < e.size; ++i)
-                {
-                    const double root = std::sqrt(static_cast<double>(v[i]) / bc2);
-                    const double u = (static_cast<double>(m[i]) / bc1) / (root + m_cfg.eps);
-                    sq += u * u;
-                    dominated += root < m_cfg.eps ? 1 : 0;
-                }
-                out.update_rms = std::sqrt(sq / static_cast<double>(e.size));
-                out.eps_fraction = static_cast<double>(dominated) / static_cast<double>(e.size);
+                return O::direction(s, tensor_of(e), m_cfg);
             }
-            return out;
+            else
+            {
+                return {};
+            }
         }
 
         /// RMS of a tensor, √(Σθ²/n), in a fixed summation order.
@@ -384,8 +270,29 @@ namespace ballast
         }
 
     private:
+        void allocate()
+        {
+            for (auto& s : m_state)
+            {
+                s.assign(m_layout.total(), T(0));
+            }
+        }
+
+        /// The step count and the shape of a tensor ([rows, cols]: all but the last dimension, the last).
+        optim::tensor_step tensor_of(const param_entry& e) const
+        {
+            optim::tensor_step a;
+            a.t = m_steps;
+            a.n = e.size;
+            a.cols = e.shape.empty() ? e.size : e.shape.back();
+            a.rows = a.cols ? e.size / a.cols : 0;
+            return a;
+        }
+
         param_layout m_layout;
-        optimizer_config m_cfg;
+        optimizer_config m_settings;
+        optim::common_config m_common;
+        config_type m_cfg{};
         std::array<aligned_vector<T>, state_count> m_state;
         std::int64_t m_steps = 0;
     };
@@ -394,18 +301,81 @@ namespace ballast
     inline constexpr auto shipped_optimizers =
       boost::hana::tuple_t<optim::adamw<weight_decay::independent>, optim::adamw<weight_decay::coupled>,
                            optim::lion<weight_decay::coupled>, optim::sgd_momentum<weight_decay::coupled>,
-                           optim::rms_scaled<optim::adamw<weight_decay::independent>>>;
+                           optim::rms_scaled<optim::adamw<weight_decay::independent>>,
+                           optim::adafactor<weight_decay::independent>>;
 
     /// Call `f(boost::hana::type_c<O>)` for the shipped optimizer named `name` ("adamw", "adamw_coupled",
-    /// "lion_coupled", "sgd_momentum_coupled", "adamw+rms"); throws ballast::error listing them otherwise.
+    /// "lion_coupled", "sgd_momentum_coupled", "adamw+rms", "adafactor"); throws ballast::error listing them
+    /// otherwise.
     template <class F>
     void with_optimizer(std::string_view name, F&& f)
     {
         with_named(shipped_optimizers, name, "optimizer", static_cast<F&&>(f));
     }
+
+    namespace detail
+    {
+        /// Hana accessor for `(s.*Outer).*Inner`: reflects a nested config's field under a flat key.
+        template <auto Outer, auto Inner>
+        struct nested_field
+        {
+            template <class S>
+            constexpr decltype(auto) operator()(S&& s) const noexcept
+            {
+                return ((static_cast<S&&>(s).*Outer).*Inner);
+            }
+        };
+
+        template <auto Member>
+        struct direct_field
+        {
+            template <class S>
+            constexpr decltype(auto) operator()(S&& s) const noexcept
+            {
+                return (static_cast<S&&>(s).*Member);
+            }
+        };
+    } // namespace detail
 } // namespace ballast
 
-BOOST_HANA_ADAPT_STRUCT(ballast::optimizer_config, beta1, beta2, eps, lion_beta2, momentum, weight_decay,
-                        decay_mask, rms_floor, clip);
+/// `optimizer_config` reflects flat (see its key table): the flags, TOML keys and JSON of every part.
+template <>
+struct boost::hana::accessors_impl<ballast::optimizer_config>
+{
+    static constexpr auto apply()
+    {
+        using S = ballast::optimizer_config;
+        namespace o = ballast::optim;
+        using ballast::detail::direct_field;
+        using ballast::detail::nested_field;
+        return boost::hana::make_tuple(
+          boost::hana::make_pair(BOOST_HANA_STRING("beta1"),
+                                 nested_field<&S::adamw, &o::adamw_config::beta1>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("beta2"),
+                                 nested_field<&S::adamw, &o::adamw_config::beta2>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("eps"), nested_field<&S::adamw, &o::adamw_config::eps>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("lion_beta1"),
+                                 nested_field<&S::lion, &o::lion_config::beta1>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("lion_beta2"),
+                                 nested_field<&S::lion, &o::lion_config::beta2>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("momentum"),
+                                 nested_field<&S::sgd, &o::sgd_momentum_config::momentum>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("weight_decay"), direct_field<&S::weight_decay>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("decay_mask"), direct_field<&S::decay_mask>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("rms_floor"),
+                                 nested_field<&S::rms, &o::rms_scaling_config::rms_floor>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("clip"), direct_field<&S::clip>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("adafactor_beta1"),
+                                 nested_field<&S::adafactor, &o::adafactor_config::beta1>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("adafactor_decay_rate"),
+                                 nested_field<&S::adafactor, &o::adafactor_config::decay_rate>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("adafactor_eps1"),
+                                 nested_field<&S::adafactor, &o::adafactor_config::eps1>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("adafactor_eps2"),
+                                 nested_field<&S::adafactor, &o::adafactor_config::eps2>{}),
+          boost::hana::make_pair(BOOST_HANA_STRING("adafactor_clip_threshold"),
+                                 nested_field<&S::adafactor, &o::adafactor_config::clip_threshold>{}));
+    }
+};
 
 #endif

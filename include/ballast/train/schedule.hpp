@@ -17,13 +17,16 @@
 /// Past the last step every schedule holds its final value.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <numbers>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <ballast/core/config.hpp>
+#include <ballast/core/reflect.hpp>
 
 namespace ballast
 {
@@ -36,37 +39,28 @@ namespace ballast
         warmup_stable_decay
     };
 
+    /// The schedules' names (their JSON, TOML and command-line form), for reflection (core/reflect.hpp).
+    template <>
+    struct enum_names<schedule_kind>
+    {
+        static constexpr std::array values{
+            std::pair{ std::string_view("constant"), schedule_kind::constant },
+            std::pair{ std::string_view("cosine"), schedule_kind::cosine },
+            std::pair{ std::string_view("linear"), schedule_kind::linear },
+            std::pair{ std::string_view("inverse_sqrt"), schedule_kind::inverse_sqrt },
+            std::pair{ std::string_view("warmup_stable_decay"), schedule_kind::warmup_stable_decay }
+        };
+    };
+
     inline constexpr std::string_view schedule_name(schedule_kind k) noexcept
     {
-        switch (k)
-        {
-            case schedule_kind::constant:
-                return "constant";
-            case schedule_kind::cosine:
-                return "cosine";
-            case schedule_kind::linear:
-                return "linear";
-            case schedule_kind::inverse_sqrt:
-                return "inverse_sqrt";
-            case schedule_kind::warmup_stable_decay:
-                return "warmup_stable_decay";
-        }
-        return "?";
+        return enum_name(k);
     }
 
     /// Parse a schedule name; throws ballast::error listing the valid names.
     inline schedule_kind parse_schedule(std::string_view name)
     {
-        for (const auto k : { schedule_kind::constant, schedule_kind::cosine, schedule_kind::linear,
-                              schedule_kind::inverse_sqrt, schedule_kind::warmup_stable_decay })
-        {
-            if (schedule_name(k) == name)
-            {
-                return k;
-            }
-        }
-        detail::throw_error("schedule", "unknown schedule '", name,
-                            "' (known: constant, cosine, linear, inverse_sqrt, warmup_stable_decay)");
+        return parse_enum<schedule_kind>(name, "schedule");
     }
 
     /// A schedule: the runtime numbers of one LR curve.

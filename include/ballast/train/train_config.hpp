@@ -21,18 +21,6 @@
 
 namespace ballast
 {
-    template <>
-    struct enum_names<schedule_kind>
-    {
-        static constexpr std::array values{
-            std::pair{ std::string_view("constant"), schedule_kind::constant },
-            std::pair{ std::string_view("cosine"), schedule_kind::cosine },
-            std::pair{ std::string_view("linear"), schedule_kind::linear },
-            std::pair{ std::string_view("inverse_sqrt"), schedule_kind::inverse_sqrt },
-            std::pair{ std::string_view("warmup_stable_decay"), schedule_kind::warmup_stable_decay }
-        };
-    };
-
     /// The run's numbers, defaults from the paper scaled to a CPU proxy (docs/training.md). Fields under
     /// "run control" may change between a checkpoint and its resume; all others must match.
     struct train_config
@@ -79,14 +67,12 @@ namespace ballast
 
         lr_schedule schedule_of() const
         {
-            lr_schedule s;
-            s.kind = schedule;
-            s.peak_lr = lr;
-            s.min_lr = min_lr;
-            s.warmup = warmup;
-            s.total = steps;
-            s.decay_fraction = decay_fraction;
-            return s;
+            return { .kind = schedule,
+                     .peak_lr = lr,
+                     .min_lr = min_lr,
+                     .warmup = warmup,
+                     .total = steps,
+                     .decay_fraction = decay_fraction };
         }
     };
 

@@ -5,16 +5,17 @@
 /// Early-warning rules over recorded diagnostics (docs/diagnostics.md): the signals that precede the
 /// paper's two instabilities and the ε-collapse, evaluated on the fly at every recorded step.
 ///
-/// | rule                   | fires when                                                                 |
-/// paper |
-/// |------------------------|----------------------------------------------------------------------------|-------|
-/// | `attn_logit_threshold` | the max attention logit of any layer exceeds `attn_logit_threshold` (1e4)   |
-/// §3.1.1: runs above 1e4 diverged | | `attn_logit_growth`    | it grew by more than `attn_logit_growth`×
-/// (default 10) since the previous  | Fig 2: growth precedes divergence | |                        | recorded
-/// step, from at least `attn_logit_floor` (default 10)               |       | | `log_z_drift`          | the
-/// mean log Z fell below `log_z_bound` (default −10)                      | §3.1.2, Fig 4 | | `eps_collapse`
-/// | a tensor's unscaled update RMS is below `update_rms_floor` (0.1) while its | §3.4, Figs 11, 13 | | |
-/// gradient RMS is below `eps_margin`·ε (default 100·ε)                       |       |
+/// | rule                   | fires when                                      | paper               |
+/// |------------------------|-------------------------------------------------|---------------------|
+/// | `attn_logit_threshold` | the max attention logit of any layer exceeds    | §3.1.1: runs above  |
+/// |                        | `attn_logit_threshold` (1e4)                    | 1e4 diverged        |
+/// | `attn_logit_growth`    | it grew by more than `attn_logit_growth`×       | Fig 2: growth       |
+/// |                        | (default 10) since the previous recorded step,  | precedes divergence |
+/// |                        | from at least `attn_logit_floor` (default 10)   |                     |
+/// | `log_z_drift`          | the mean log Z fell below `log_z_bound` (−10)   | §3.1.2, Fig 4       |
+/// | `eps_collapse`         | a tensor's unscaled update RMS is below         | §3.4, Figs 11, 13   |
+/// |                        | `update_rms_floor` (0.1) while its gradient RMS |                     |
+/// |                        | is below `eps_margin`·ε (default 100·ε)         |                     |
 ///
 /// Each rule reports once per run (its first firing), so a log holds the onset, not a flood.
 
@@ -26,6 +27,8 @@
 
 #include <boost/hana/adapt_struct.hpp>
 #include <nlohmann/json.hpp>
+
+#include <ballast/core/json.hpp>
 
 namespace ballast
 {
@@ -78,11 +81,7 @@ namespace ballast
                     out.push_back({ rule, step, value, threshold, std::move(where) });
                 }
             };
-            const auto num = [](const nlohmann::json& j, const char* k) -> double
-            {
-                const auto it = j.find(k);
-                return it != j.end() && it->is_number() ? it->get<double>() : std::nan("");
-            };
+            const auto num = [](const nlohmann::json& j, const char* k) { return number_or_nan(j, k); };
             // Attention logits, per layer.
             std::vector<double> logits;
             if (const auto it = diag.find("layers"); it != diag.end() && it->is_array())

@@ -1,0 +1,73 @@
+#ifndef BALLAST_CORE_SIGNALS_HPP
+#define BALLAST_CORE_SIGNALS_HPP
+
+/// @file
+/// Stop requests from SIGINT/SIGTERM, usable by any layer.
+///
+/// A `stop_signal_scope` installs handlers for SIGINT and SIGTERM that only record the signal (an
+/// async-signal-safe store to a `sig_atomic_t`); the code that owns the scope polls `pending()` at safe
+/// points (the trainer after each step, the study between runs) and stops cleanly. The destructor restores
+/// the handlers that were installed before, so a later scope, or none, sees the process as it was.
+///
+///   ballast::stop_signal_scope signals(true);
+///   while (work_left() && !signals.pending()) { do_some_work(); }
+///
+/// One scope at a time should be enabled: a nested enabled scope resets the recorded signal. A disabled
+/// scope (`stop_signal_scope(false)`) installs nothing and never reports a signal, which is how a run
+/// inside a study leaves signal handling to the study.
+
+#include <csignal>
+
+namespace ballast
+{
+    namespace detail
+    {
+        inline volatile std::sig_atomic_t g_stop_signal = 0;
+
+        extern "C" inline void ballast_on_stop_signal(int sig)
+        {
+            g_stop_signal = sig;
+        }
+    } // namespace detail
+
+    /// Installs SIGINT/SIGTERM handlers that only record the signal; restores the previous ones on exit.
+    class stop_signal_scope
+    {
+    public:
+        /// `enable` false: install nothing, `pending()` is always 0.
+        explicit stop_signal_scope(bool enable)
+          : m_enabled(enable)
+        {
+            if (m_enabled)
+            {
+                detail::g_stop_signal = 0;
+                m_int = std::signal(SIGINT, detail::ballast_on_stop_signal);
+                m_term = std::signal(SIGTERM, detail::ballast_on_stop_signal);
+            }
+        }
+        ~stop_signal_scope()
+        {
+            if (m_enabled)
+            {
+                std::signal(SIGINT, m_int);
+                std::signal(SIGTERM, m_term);
+            }
+        }
+        stop_signal_scope(const stop_signal_scope&) = delete;
+        stop_signal_scope& operator=(const stop_signal_scope&) = delete;
+
+        /// Does this scope handle the signals?
+        bool enabled() const noexcept { return m_enabled; }
+        /// The signal received since this scope began (SIGINT or SIGTERM; 0: none, or signals not handled).
+        int pending() const noexcept { return m_enabled ? static_cast<int>(detail::g_stop_signal) : 0; }
+        /// True once a stop was requested.
+        bool stop_requested() const noexcept { return pending() != 0; }
+
+    private:
+        bool m_enabled;
+        void (*m_int)(int) = SIG_DFL;
+        void (*m_term)(int) = SIG_DFL;
+    };
+} // namespace ballast
+
+#endif

@@ -1,0 +1,126 @@
+// Run checkpoints: the tensors of a run (parameters and optimizer state over one flat buffer) go through
+// write_checkpoint and read_checkpoint unchanged under the documented names, a missing tensor is refused,
+// and check_run_checkpoint refuses another run's checkpoint naming the difference.
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <ballast/train/checkpoint.hpp>
+
+#include "support/temp_dir.hpp"
+
+namespace
+{
+    ballast::param_layout two_tensors()
+    {
+        ballast::param_layout l;
+        ballast::param_entry w;
+        w.name = "w";
+        w.shape = { 2, 3 };
+        l.add(w, 4); // offsets aligned to 4 elements: a padded gap after "w"
+        ballast::param_entry b;
+        b.name = "b";
+        b.shape = { 3 };
+        l.add(b, 4);
+        return l;
+    }
+
+    /// A buffer whose every element says where it is and which buffer it belongs to.
+    std::vector<double> numbered(std::size_t n, double tag)
+    {
+        std::vector<double> v(n);
+        for (std::size_t i = 0; i < n; ++i)
+        {
+            v[i] = tag + 0.001 * static_cast<double>(i);
+        }
+        return v;
+    }
+
+    constexpr std::array<std::string_view, 2> state_names{ "m", "v" };
+} // namespace
+
+TEST_CASE("the tensors of a run checkpoint round-trip under their names", "[train][checkpoint]")
+{
+    ballast::test::temp_dir dir("ck_tensors");
+    const auto layout = two_tensors();
+    REQUIRE(layout.total() == 11);
+    const auto params = numbered(layout.total(), 1), m = numbered(layout.total(), 2),
+               v = numbered(layout.total(), 3);
+    const std::array<std::span<const double>, 2> state{ m, v };
+    const auto w = ballast::run_checkpoint_tensors<double>(layout, params, state_names, state);
+    ballast::write_checkpoint(dir.path(), 7, { { "who", "me" } }, w);
+
+    const auto ck = ballast::read_checkpoint(dir.path());
+    CHECK(ck.manifest["step"] == 7);
+    CHECK(ck.manifest["who"] == "me");
+    CHECK(ballast::run_checkpoint_names(layout, state_names) ==
+          std::vector<std::string>{ "w", "optimizer.m.w", "optimizer.v.w", "b", "optimizer.m.b",
+                                    "optimizer.v.b" });
+    CHECK(ballast::state_tensor_name("momentum", "blocks.0.mlp.up.weight") ==
+          "optimizer.momentum.blocks.0.mlp.up.weight");
+    // Read back into zeroed buffers: every element of every tensor, none of the padding.
+    std::vector<double> p2(layout.total(), 0), m2(layout.total(), 0), v2(layout.total(), 0);
+    ballast::read_run_checkpoint_tensors<double>(ck.tensors, layout, state_names, std::span<double>(p2),
+                                                 std::array<std::span<double>, 2>{ m2, v2 });
+    for (const auto& e : layout.entries())
+    {
+        for (std::size_t i = e.offset; i < e.offset + e.size; ++i)
+        {
+            CHECK(p2[i] == params[i]);
+            CHECK(m2[i] == m[i]);
+            CHECK(v2[i] == v[i]);
+        }
+    }
+    CHECK(p2[6] == 0); // padding between "w" (6 elements) and "b" (offset 8) is not stored
+    CHECK(p2[7] == 0);
+    // The state named "m" is the one read into state 0: a checkpoint with the states swapped reads swapped.
+    const auto swapped = ballast::run_checkpoint_tensors<double>(
+      layout, params, std::array<std::string_view, 2>{ "v", "m" }, state);
+    ballast::write_checkpoint(dir.path(), 8, {}, swapped);
+    ballast::read_run_checkpoint_tensors<double>(ballast::read_checkpoint(dir.path()).tensors, layout,
+                                                 state_names, std::span<double>(p2),
+                                                 std::array<std::span<double>, 2>{ m2, v2 });
+    CHECK(m2[0] == v[0]);
+    CHECK(v2[0] == m[0]);
+}
+
+TEST_CASE("a checkpoint without the optimizer state of the run is refused", "[train][checkpoint]")
+{
+    ballast::test::temp_dir dir("ck_missing");
+    const auto layout = two_tensors();
+    const auto params = numbered(layout.total(), 1), m = numbered(layout.total(), 2);
+    const auto w = ballast::run_checkpoint_tensors<double>(
+      layout, params, std::array<std::string_view, 1>{ "m" }, std::array<std::span<const double>, 1>{ m });
+    ballast::write_checkpoint(dir.path(), 3, {}, w);
+    std::vector<double> p2(layout.total()), m2(layout.total()), v2(layout.total());
+    CHECK_THROWS_WITH(ballast::read_run_checkpoint_tensors<double>(
+                        ballast::read_checkpoint(dir.path()).tensors, layout, state_names,
+                        std::span<double>(p2), std::array<std::span<double>, 2>{ m2, v2 }),
+                      Catch::Contains("optimizer.v.w"));
+}
+
+TEST_CASE("check_run_checkpoint accepts the same run and refuses another, naming the difference",
+          "[train][checkpoint]")
+{
+    ballast::test::temp_dir dir("ck_identity");
+    const nlohmann::json identity = { { "policy_set", "paper_default" }, { "train", { { "lr", 0.01 } } } };
+    auto manifest = identity;
+    manifest["progress"] = { { "l0", 5.0 } }; // bookkeeping: not part of the identity
+    manifest["rng"] = { { "seed", 1 } };
+    ballast::write_checkpoint(dir.path(), 6, manifest, ballast::io::safetensors_writer{});
+    const auto ck = ballast::read_checkpoint(dir.path());
+    CHECK(ballast::check_run_checkpoint(ck, identity, dir.path(), 10) == 6);
+    CHECK(ballast::check_run_checkpoint(ck, identity, dir.path(), 6) == 6);
+    auto other = identity;
+    other["train"]["lr"] = 0.02;
+    CHECK_THROWS_WITH(ballast::check_run_checkpoint(ck, other, dir.path(), 10),
+                      Catch::Contains("different run") && Catch::Contains("train.lr: 0.01 vs 0.02"));
+    CHECK_THROWS_WITH(ballast::check_run_checkpoint(ck, identity, dir.path(), 5),
+                      Catch::Contains("step 6 is past the run's 5 steps"));
+}
