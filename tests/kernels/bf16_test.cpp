@@ -2,12 +2,12 @@
 // independent references: a rounding computed in double arithmetic from the value (no bit tricks), and
 // PyTorch's tensor.to(torch.bfloat16) on a committed sample (tools/fixtures/make_bf16_fixture.py).
 //
-// Coverage: by default every one of the 2^32 float patterns goes through the SIMD kernel and is compared
-// bit for bit with the scalar rule (~12 s on the loaded 2-core host), and a dense structured subset (every
-// upper half with 18 lower halves: all ties, near-ties and boundaries, ~1.2 M patterns, plus 2^18 random
-// ones) is compared with the double reference. The double reference over all 2^32 patterns takes ~2 min
-// (2 threads, loaded host; it passed) and is hidden behind the tag [exhaustive]: run it with
-// `ballast_tests "[exhaustive]"`.
+// Coverage: by default every one of the 2^32 float patterns goes through the SIMD kernel and is compared bit
+// for bit with the scalar rule (~12 s on the loaded 2-core host; a 1/61 subset under ASan), and a dense
+// structured subset (every upper half with 18 lower halves: all ties, near-ties and boundaries, ~1.2 M
+// patterns, plus 2^18 random ones) is compared with the double reference. The double reference over all 2^32
+// patterns takes ~2 min (2 threads, loaded host; it passed) and is hidden behind the tag [exhaustive]: run it
+// with `ballast_tests "[exhaustive]"`.
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -76,6 +76,16 @@ namespace
         }
         return b == bf16_bits_via_double(x) && bk::round_to_bf16(x) == bk::bf16_bits_to_float(b);
     }
+
+    /// Upper halves visited by the 2^32 SIMD test: all of them, except under AddressSanitizer (the sanitize
+    /// preset, -O1 + ASan/UBSan), where the full pass took ~4 min on the loaded host; there every 61st
+    /// upper half (61 < 128, so every sign and exponent appears) with all 2^16 lower halves.
+    constexpr std::uint32_t sanitizer_stride =
+#if defined(__SANITIZE_ADDRESS__)
+      61;
+#else
+      1;
+#endif
 
     /// The 18 lower halves of the structured subset: boundaries of the rounding decision and a few others.
     constexpr std::uint32_t structured_lows[] = { 0x0000, 0x0001, 0x0002, 0x00FF, 0x3FFF, 0x4000,
@@ -181,7 +191,7 @@ TEST_CASE("round_to_bf16 (SIMD) equals the scalar rule bit for bit on all 2^32 p
     ballast::aligned_vector<float> buf(1u << 16);
     std::size_t bad = 0;
     std::uint32_t first_bad = 0;
-    for (std::uint32_t h = 0; h < (1u << 16); ++h)
+    for (std::uint32_t h = 0; h < (1u << 16); h += sanitizer_stride)
     {
         for (std::uint32_t lo = 0; lo < (1u << 16); ++lo)
         {
@@ -273,7 +283,7 @@ TEST_CASE("round_to_bf16 (SIMD) handles tails, misaligned pointers and threads l
                 ballast::thread_scope scope(threads);
                 bk::round_to_bf16(y.data() + mis, n);
                 CAPTURE(n, mis, threads);
-                CHECK(std::memcmp(y.data() + mis, want.data(), n * sizeof(float)) == 0);
+                CHECK((n == 0 || std::memcmp(y.data() + mis, want.data(), n * sizeof(float)) == 0));
                 CHECK(std::bit_cast<std::uint32_t>(y[n + mis]) == std::bit_cast<std::uint32_t>(guard));
             }
         }

@@ -191,6 +191,26 @@ namespace ballast::kernels
                 }
             }
 
+            /// a·b + c with one rounding. xsimd 8.1 has no AVX-512 `fma` (its generic `x * y + z` is fused
+            /// only when the compiler contracts it, which GCC does at -O2 and above but not at -O1: the
+            /// sanitize preset's emulated results then differed from the chain twin on subnormal data), so
+            /// AVX-512 calls the instruction directly; FMA3 targets get it from xsimd. Without FMA
+            /// instructions it is a multiply then an add: the same bits (products of bf16 values are exact in
+            /// fp32) unless a product underflows.
+            static V fused(const V& a, const V& b, const V& c) noexcept
+            {
+#if defined(__AVX512F__)
+                if constexpr (lanes == 16)
+                {
+                    return V(_mm512_fmadd_ps(a, b, c));
+                }
+                else
+#endif
+                {
+                    return xsimd::fma(a, b, c);
+                }
+            }
+
             /// tile(MR×NR) = Σ_k a[k·MR + r]·b[k·NR + c], one FMA chain per output from +0, then stored
             /// to c (accumulate = false) or added to it. `b` aligned to the SIMD width.
             static void kernel(std::size_t kc, const float* __restrict a, const float* __restrict b,
@@ -212,8 +232,8 @@ namespace ballast::kernels
                     for (std::size_t r = 0; r < mr; ++r)
                     {
                         const V ar(a[r]);
-                        acc[r][0] = xsimd::fma(ar, b0, acc[r][0]);
-                        acc[r][1] = xsimd::fma(ar, b1, acc[r][1]);
+                        acc[r][0] = fused(ar, b0, acc[r][0]);
+                        acc[r][1] = fused(ar, b1, acc[r][1]);
                     }
                     a += mr;
                     b += nr;
