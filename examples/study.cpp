@@ -56,11 +56,11 @@ namespace
     /// of an MPI study, or merging the result files of a finished (or partial) study.
     struct process_mode
     {
-        std::string shard;       ///< --shard: "I/N", "auto" or empty
-        std::size_t shards = 0;  ///< --shards: N for --shard auto (Kubernetes), checked against the launcher
-        bool mpi = false;        ///< --mpi
-        bool merge = false;      ///< --merge / `study merge DIR`
-        ballast::communicator* comm = nullptr; ///< the MPI world (set with --mpi)
+        std::string shard;      ///< --shard: "I/N", "auto" or empty
+        std::size_t shards = 0; ///< --shards: N for --shard auto (Kubernetes), checked against the launcher
+        bool mpi = false;       ///< --mpi
+        bool merge = false;     ///< --merge / `study merge DIR`
+        ballast::communicator* comm = nullptr;    ///< the MPI world (set with --mpi)
         std::optional<st::shard_source> resolved; ///< the shard, once read
     };
 
@@ -300,7 +300,8 @@ namespace
     }
 
     template <class Recipes>
-    int run_preset(Recipes recipes, const st::study_spec& spec, const tool_options& o, const process_mode& mode)
+    int run_preset(Recipes recipes, const st::study_spec& spec, const tool_options& o,
+                   const process_mode& mode)
     {
         std::string corpus_name;
         auto tokens = ballast::cli::resolve_corpus(o.corpus, corpus_name);
@@ -457,11 +458,13 @@ int main(int argc_in, char** argv_in)
     app.add_option("--shard", mode.shard,
                    "run one static shard: I/N, or 'auto' (I and N from Slurm, mpirun, PMI or "
                    "Kubernetes; docs/distributed.md)");
-    app.add_option("--shards", mode.shards, "with --shard auto: the shard count (Kubernetes: the Job's "
-                                            "completions; checked against other launchers)");
+    app.add_option("--shards", mode.shards,
+                   "with --shard auto: the shard count (Kubernetes: the Job's completions; checked against "
+                   "other launchers)");
     app.add_flag("--mpi", mode.mpi, "dynamic scheduling under mpirun: rank 0 hands out runs and writes");
-    app.add_flag("--merge", mode.merge,
-                 "merge the result files in --out into results.jsonl and the summaries (as `study merge DIR`)");
+    app.add_flag(
+      "--merge", mode.merge,
+      "merge the result files in --out into results.jsonl and the summaries (as `study merge DIR`)");
     ballast::cli::add_reflected_options(app, spec.study, "Study grid");
     ballast::cli::add_reflected_options(app, spec.train, "Training (every run)");
     ballast::cli::add_reflected_options(app, spec.optimizer, "Optimizer (every run)");
@@ -477,7 +480,8 @@ int main(int argc_in, char** argv_in)
     }
     if (mode.shards > 0 && mode.shard != "auto")
     {
-        std::fprintf(stderr, "study: error: --shards N goes with --shard auto (give --shard I/N otherwise)\n");
+        std::fprintf(stderr,
+                     "study: error: --shards N goes with --shard auto (give --shard I/N otherwise)\n");
         return 2;
     }
 #if defined(BALLAST_STUDY_WITH_MPI)

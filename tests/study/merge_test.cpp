@@ -40,7 +40,7 @@ namespace
     }
 
     st::results_lines shard_file(const st::shard_id& s, const std::vector<std::size_t>& runs,
-                                double wall = 2.0, json header = study_line())
+                                 double wall = 2.0, json header = study_line())
     {
         st::results_lines f{ st::shard_results_name(s), { st::shard_study_line(std::move(header), s) } };
         for (const auto i : runs)

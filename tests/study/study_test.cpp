@@ -277,7 +277,8 @@ TEST_CASE("static shards + merge equal the one-process study; a relaunch with an
         CHECK(header["build"]["isa"] == ballast::simd::arch_name());
     }
     CHECK(ran == 6);
-    CHECK(run_lines(dir.path() / "results.0-of-2.jsonl").size() + run_lines(dir.path() / "results.1-of-2.jsonl").size() ==
+    CHECK(run_lines(dir.path() / "results.0-of-2.jsonl").size() +
+            run_lines(dir.path() / "results.1-of-2.jsonl").size() ==
           6);
     // Relaunched as 3 shards: every run is finished in some file, so nothing runs twice.
     for (std::size_t i = 0; i < 3; ++i)

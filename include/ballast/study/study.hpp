@@ -220,7 +220,10 @@ namespace ballast::study
         }
 
         /// The results file of shard `s` (results.I-of-N.jsonl in the output directory).
-        std::filesystem::path results_path(const shard_id& s) const { return m_spec.out / shard_results_name(s); }
+        std::filesystem::path results_path(const shard_id& s) const
+        {
+            return m_spec.out / shard_results_name(s);
+        }
 
         /// Runs every unfinished run; returns all finished runs (earlier ones read back from the file).
         /// Throws ballast::error if the results file belongs to a different study.
@@ -359,8 +362,8 @@ namespace ballast::study
                     obs.on_run_start(m_runs[i]);
                 }
                 auto rec = run_one(m_runs[i], signals);
-                BALLAST_CHECK(rec.has_value(), "study", "interrupted by a signal during run '", m_runs[i].key(),
-                              "'; run the same command again to resume");
+                BALLAST_CHECK(rec.has_value(), "study", "interrupted by a signal during run '",
+                              m_runs[i].key(), "'; run the same command again to resume");
                 return rec->line.dump();
             };
             const auto record = [&](std::size_t i, int, std::string_view line)
