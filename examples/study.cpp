@@ -330,7 +330,9 @@ namespace
             std::printf("mpi: %d ranks (rank 0 dispatches and writes results.jsonl)\n", mode.comm->size());
         }
         std::fflush(stdout);
-        ballast::cli::progress bar("study", runner.runs().size());
+        const std::size_t mine =
+          mode.resolved ? runner.shard_runs(mode.resolved->shard).size() : runner.runs().size();
+        ballast::cli::progress bar("study", mine);
         std::size_t resumed = 0;
         bool first = true;
         st::study_observer obs;
@@ -355,7 +357,7 @@ namespace
         std::printf(
           "\n%zu of %zu runs finished (%.1f s this session). LR sensitivity = mean over the LR grid of "
           "min(loss, l0) - best (Wortsman et al. 2023 §2.2); diverged runs count as l0.\n",
-          finished.size(), runner.runs().size(), bar.seconds());
+          finished.size(), mine, bar.seconds());
         std::printf("results: %s  (plots: python3 tools/plot_study.py %s)\n",
                     runner.results_path().string().c_str(), spec.out.string().c_str());
         if (mode.merge && !runner.missing().empty())

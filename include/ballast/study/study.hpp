@@ -225,6 +225,15 @@ namespace ballast::study
             return m_spec.out / shard_results_name(s);
         }
 
+        /// The grid indices of shard `s`'s runs (its share of `deal_shards` over `costs`), longest first.
+        std::vector<std::size_t> shard_runs(const shard_id& s) const
+        {
+            const auto cost = costs();
+            auto plan = deal_shards(std::span<const double>(cost), s.count);
+            BALLAST_CHECK(s.index < s.count, "study", "shard ", s.index, " of ", s.count, " is out of range");
+            return std::move(plan.runs[s.index]);
+        }
+
         /// Runs every unfinished run; returns all finished runs (earlier ones read back from the file).
         /// Throws ballast::error if the results file belongs to a different study.
         std::vector<run_record> run(const study_observer& obs = {})
