@@ -359,7 +359,10 @@ namespace
           "min(loss, l0) - best (Wortsman et al. 2023 §2.2); diverged runs count as l0.\n",
           finished.size(), mine, bar.seconds());
         std::printf("results: %s  (plots: python3 tools/plot_study.py %s)\n",
-                    runner.results_path().string().c_str(), spec.out.string().c_str());
+                    (mode.resolved ? runner.results_path(mode.resolved->shard) : runner.results_path())
+                      .string()
+                      .c_str(),
+                    spec.out.string().c_str());
         if (mode.merge && !runner.missing().empty())
         {
             std::printf("merge: %zu of %zu runs are not finished yet (first: %s): run the study again to "
