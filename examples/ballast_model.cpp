@@ -95,9 +95,9 @@ int main(int argc, char** argv)
     app.add_option("--out", o.out, "output safetensors file")->required();
     app.add_option("--weights", o.weights, "load parameters from this safetensors file instead of --seed");
     app.add_option("--save-weights", o.save_weights, "also write the parameters used");
-    app.add_option("--seed", o.seed, "initialisation seed")->capture_default_str();
-    app.add_option("--batch", o.batch, "sequences")->capture_default_str();
-    app.add_option("--seq", o.seq, "tokens per sequence")->capture_default_str();
+    ballast::cli::add_option(app, "--seed", o.seed, "initialisation seed");
+    ballast::cli::add_option(app, "--batch", o.batch, "sequences");
+    ballast::cli::add_option(app, "--seq", o.seq, "tokens per sequence");
     app.add_flag("--double", o.use_double, "compute in double instead of float");
     ballast::cli::add_reflected_options(app, cfg, "Model");
     if (const int rc = ballast::cli::parse(app, argc, argv); rc >= 0)

@@ -2,6 +2,9 @@
 // write_checkpoint and read_checkpoint unchanged under the documented names, a missing tensor is refused,
 // and check_run_checkpoint refuses another run's checkpoint naming the difference.
 #include <array>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -123,4 +126,83 @@ TEST_CASE("check_run_checkpoint accepts the same run and refuses another, naming
                       Catch::Contains("different run") && Catch::Contains("train.lr: 0.01 vs 0.02"));
     CHECK_THROWS_WITH(ballast::check_run_checkpoint(ck, identity, dir.path(), 5),
                       Catch::Contains("step 6 is past the run's 5 steps"));
+}
+
+namespace
+{
+    std::string read_text(const std::filesystem::path& p)
+    {
+        std::ifstream f(p);
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    }
+    void write_text(const std::filesystem::path& p, const std::string& s)
+    {
+        std::ofstream(p) << s;
+    }
+} // namespace
+
+TEST_CASE("an edited manifest is refused: its own fingerprint, the tensor file's name and its step",
+          "[train][checkpoint][hardening]")
+{
+    ballast::test::temp_dir dir("ck_edited");
+    const auto layout = two_tensors();
+    const auto params = numbered(layout.total(), 1), m = numbered(layout.total(), 2);
+    const std::array<std::span<const double>, 1> state{ m };
+    const std::array<std::string_view, 1> names{ "m" };
+    ballast::write_checkpoint(dir.path(), 4, {}, ballast::run_checkpoint_tensors<double>(layout, params, names, state));
+    const auto manifest_path = dir.path() / ballast::checkpoint_manifest;
+    const std::string good = read_text(manifest_path);
+    REQUIRE_NOTHROW(ballast::read_checkpoint(dir.path()));
+
+    // The step changed by hand: the manifest no longer matches its own fingerprint.
+    auto edited = nlohmann::json::parse(good);
+    edited["step"] = 9;
+    write_text(manifest_path, edited.dump(2));
+    CHECK_THROWS_WITH(ballast::read_checkpoint(dir.path()), Catch::Contains("does not match its own fingerprint"));
+
+    // The step and the fingerprint changed consistently: the tensor file is named for step 4.
+    edited["manifest_fnv1a64"] = ballast::manifest_fingerprint(edited);
+    write_text(manifest_path, edited.dump(2));
+    CHECK_THROWS_WITH(ballast::read_checkpoint(dir.path()),
+                      Catch::Contains("names tensor file 'tensors-000000004.safetensors' for step 9"));
+
+    // Even with the file renamed to match, the tensors say which step they hold.
+    std::filesystem::rename(dir.path() / "tensors-000000004.safetensors", dir.path() / "tensors-000000009.safetensors");
+    edited["tensors"]["file"] = "tensors-000000009.safetensors";
+    edited["manifest_fnv1a64"] = ballast::manifest_fingerprint(edited);
+    write_text(manifest_path, edited.dump(2));
+    CHECK_THROWS_WITH(ballast::read_checkpoint(dir.path()),
+                      Catch::Contains("holds the tensors of step 4, the manifest says step 9"));
+}
+
+TEST_CASE("tensor files no manifest names are kept and reported, never deleted", "[train][checkpoint][hardening]")
+{
+    ballast::test::temp_dir dir("ck_orphans");
+    const ballast::io::safetensors_writer none;
+    ballast::write_checkpoint(dir.path(), 1, {}, none);
+    // A second checkpoint replaces the file the manifest named: nothing is reported.
+    CHECK(ballast::write_checkpoint(dir.path(), 2, {}, none).empty());
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "tensors-000000001.safetensors"));
+    // The manifest is lost (a user deleted it, a crashed copy...): starting fresh writes a new
+    // checkpoint but keeps the orphaned tensors and says so.
+    std::filesystem::remove(dir.path() / ballast::checkpoint_manifest);
+    const auto orphans = ballast::write_checkpoint(dir.path(), 3, {}, none);
+    REQUIRE(orphans.size() == 1);
+    CHECK(orphans[0].filename() == "tensors-000000002.safetensors");
+    CHECK(std::filesystem::exists(orphans[0]));
+    CHECK(ballast::read_checkpoint(dir.path()).manifest["step"] == 3);
+}
+
+TEST_CASE("temporary files of interrupted checkpoint writes are removed by the next write",
+          "[train][checkpoint][hardening]")
+{
+    ballast::test::temp_dir dir("ck_temps");
+    std::filesystem::create_directories(dir.path());
+    // A temp file left by a process that no longer runs (pid 1 is init and never writes here; use a pid
+    // that cannot exist: above the kernel's maximum).
+    const auto stale = dir.path() / ".checkpoint.json.tmp.4194305.0";
+    write_text(stale, "{ half a manif");
+    ballast::write_checkpoint(dir.path(), 1, {}, ballast::io::safetensors_writer{});
+    CHECK_FALSE(std::filesystem::exists(stale));
+    CHECK(ballast::read_checkpoint(dir.path()).manifest["step"] == 1);
 }

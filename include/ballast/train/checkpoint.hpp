@@ -19,6 +19,7 @@
 /// "optimizer.<state>.<name>" (`run_checkpoint_tensors`, `read_run_checkpoint_tensors`), and its manifest
 /// holds the run's identity, which a resume must match (`check_run_checkpoint`).
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -42,7 +43,7 @@
 namespace ballast
 {
     inline constexpr const char* checkpoint_format = "ballast-checkpoint";
-    inline constexpr int checkpoint_version = 1;
+    inline constexpr int checkpoint_version = 2; ///< 2: the manifest fingerprints itself, tensors carry their step
     inline constexpr const char* checkpoint_manifest = "checkpoint.json";
 
     /// Does `dir` hold a checkpoint manifest?
@@ -52,15 +53,56 @@ namespace ballast
         return std::filesystem::is_regular_file(dir / checkpoint_manifest, ec);
     }
 
-    /// Write a checkpoint: `tensors` to a fresh tensor file, then `manifest` (augmented with format,
-    /// version, step and the tensor file's name, size and fingerprint) atomically, then remove stale
-    /// tensor files.
-    inline void write_checkpoint(const std::filesystem::path& dir, std::uint64_t step,
-                                 nlohmann::json manifest, const io::safetensors_writer& tensors)
+    /// The tensor file name of the checkpoint at `step`: "tensors-<step, 9 digits>.safetensors".
+    inline std::string checkpoint_tensor_file(std::uint64_t step)
     {
-        std::filesystem::create_directories(dir);
         char name[64];
         std::snprintf(name, sizeof name, "tensors-%09llu.safetensors", static_cast<unsigned long long>(step));
+        return name;
+    }
+
+    /// The fingerprint a manifest carries of itself ("manifest_fnv1a64"): FNV-1a of its compact JSON
+    /// without that key, so an edited manifest (a changed step, say) is refused instead of resuming
+    /// tensors of another step.
+    inline std::string manifest_fingerprint(nlohmann::json manifest)
+    {
+        manifest.erase("manifest_fnv1a64");
+        const std::string text = manifest.dump();
+        return hex64(fnv1a64(std::as_bytes(std::span(text))));
+    }
+
+    /// Write a checkpoint: `tensors` (with the step in their metadata) to a fresh tensor file, then
+    /// `manifest` (augmented with format, version, step, the tensor file's name, size and fingerprint and
+    /// the manifest's own fingerprint) atomically, then remove the tensor file the previous manifest named.
+    /// Tensor files no manifest names (a directory whose manifest was lost, say) are never deleted:
+    /// they are returned, for the caller to report. Temporary files of interrupted writes by processes
+    /// that no longer run are removed first.
+    inline std::vector<std::filesystem::path> write_checkpoint(const std::filesystem::path& dir,
+                                                               std::uint64_t step, nlohmann::json manifest,
+                                                               io::safetensors_writer tensors)
+    {
+        std::filesystem::create_directories(dir);
+        remove_stale_temp_files(dir);
+        // The tensor file the current manifest names, if it can be read: the only one this write
+        // replaces.
+        std::string previous;
+        {
+            std::error_code ec;
+            if (std::filesystem::is_regular_file(dir / checkpoint_manifest, ec))
+            {
+                const auto mbytes = read_file(dir / checkpoint_manifest);
+                const auto old = nlohmann::json::parse(reinterpret_cast<const char*>(mbytes.data()),
+                                                       reinterpret_cast<const char*>(mbytes.data()) + mbytes.size(),
+                                                       nullptr, false);
+                if (old.is_object() && old.contains("tensors") && old["tensors"].is_object() &&
+                    old["tensors"].contains("file") && old["tensors"]["file"].is_string())
+                {
+                    previous = old["tensors"]["file"].get<std::string>();
+                }
+            }
+        }
+        const std::string name = checkpoint_tensor_file(step);
+        tensors.set_metadata("ballast_checkpoint_step", std::to_string(step));
         const auto bytes = tensors.serialize();
         write_file_atomic(dir / name, bytes);
         manifest["format"] = checkpoint_format;
@@ -69,17 +111,29 @@ namespace ballast
         manifest["tensors"] = { { "file", name },
                                 { "bytes", bytes.size() },
                                 { "fnv1a64", hex64(fnv1a64(bytes)) } };
+        manifest["manifest_fnv1a64"] = manifest_fingerprint(manifest);
         const std::string text = manifest.dump(2) + "\n";
         write_file_atomic(dir / checkpoint_manifest, std::as_bytes(std::span(text)));
+        std::vector<std::filesystem::path> orphans;
         for (const auto& e : std::filesystem::directory_iterator(dir))
         {
             const auto f = e.path().filename().string();
-            if (f != name && f.starts_with("tensors-") && f.ends_with(".safetensors"))
+            if (f == name || !f.starts_with("tensors-") || !f.ends_with(".safetensors"))
+            {
+                continue;
+            }
+            if (f == previous)
             {
                 std::error_code ec;
                 std::filesystem::remove(e.path(), ec); // best effort: a stale file is harmless
             }
+            else
+            {
+                orphans.push_back(e.path());
+            }
         }
+        std::sort(orphans.begin(), orphans.end());
+        return orphans;
     }
 
     /// A checkpoint read back and verified.
@@ -110,7 +164,17 @@ namespace ballast
                         m["tensors"].contains("bytes") && m["tensors"].contains("fnv1a64") &&
                         m.contains("step") && m["step"].is_number_unsigned(),
                       where, "'", mpath.string(), "' lacks the step or the tensors entry");
+        BALLAST_CHECK(m.contains("manifest_fnv1a64") && m["manifest_fnv1a64"].is_string() &&
+                        m["manifest_fnv1a64"].get<std::string>() == manifest_fingerprint(m),
+                      where, "'", mpath.string(),
+                      "' does not match its own fingerprint (the manifest was edited or damaged)");
         const auto& t = m["tensors"];
+        BALLAST_CHECK(t["file"].is_string() && t["bytes"].is_number_unsigned() && t["fnv1a64"].is_string(),
+                      where, "'", mpath.string(), "' has a malformed tensors entry");
+        const std::uint64_t step = m["step"].get<std::uint64_t>();
+        BALLAST_CHECK(t["file"].get<std::string>() == checkpoint_tensor_file(step), where, "'", mpath.string(),
+                      "' names tensor file '", t["file"].get<std::string>(), "' for step ", step,
+                      " (expected '", checkpoint_tensor_file(step), "')");
         const auto tpath = dir / t["file"].get<std::string>();
         auto bytes = read_file(tpath);
         BALLAST_CHECK(bytes.size() == t["bytes"].get<std::size_t>(), where, "'", tpath.string(), "' has ",
@@ -119,7 +183,13 @@ namespace ballast
         const auto h = hex64(fnv1a64(bytes));
         BALLAST_CHECK(h == t["fnv1a64"].get<std::string>(), where, "'", tpath.string(),
                       "' does not match its fingerprint in the manifest (corrupt)");
-        return { std::move(m), io::safetensors_file(std::move(bytes), tpath.string()) };
+        io::safetensors_file file(std::move(bytes), tpath.string());
+        const auto& meta = file.metadata();
+        const auto it = meta.find("ballast_checkpoint_step");
+        BALLAST_CHECK(it != meta.end() && it->second == std::to_string(step), where, "'", tpath.string(),
+                      "' holds the tensors of step ", it == meta.end() ? std::string("?") : it->second,
+                      ", the manifest says step ", step);
+        return { std::move(m), std::move(file) };
     }
 
     /// The checkpoint name of optimizer state `state` of parameter tensor `param`: "optimizer.<state>.<param>".
@@ -188,8 +258,8 @@ namespace ballast
 
     /// The manifest keys that are bookkeeping (written by `write_checkpoint` or the progress so far), not
     /// part of the run's identity.
-    inline constexpr std::array<const char*, 6> checkpoint_bookkeeping_keys{
-        "format", "version", "step", "tensors", "rng", "progress"
+    inline constexpr std::array<const char*, 7> checkpoint_bookkeeping_keys{
+        "format", "version", "step", "tensors", "rng", "progress", "manifest_fnv1a64"
     };
 
     /// Check that `ck` (read from `dir`) belongs to the run `identity` (its manifest, without the

@@ -156,7 +156,7 @@ namespace ballast
                          { "scheme",
                            "init: splitmix64(seed, tensor); batch t: splitmix64(seed ^ salt, t)" } };
             m["progress"] = progress_json(m_result);
-            write_checkpoint(dir, m_step, std::move(m), w);
+            write_checkpoint(dir, m_step, std::move(m), std::move(w));
         }
 
         /// Resume from the checkpoint in `dir`. Throws ballast::error (and changes nothing) when it is
