@@ -8,18 +8,31 @@
 // writes results.jsonl, summary.json, CSVs and per-run metrics into --out; `tools/plot_study.py DIR` draws
 // the plots. Interrupt with Ctrl-C and run the same command again to resume: finished runs are kept. Bad
 // input exits with code 2 and one line; an interrupted study exits with 130.
+//
+// Across processes (docs/distributed.md):
+//   study --shard 0/4 …            # shard 0 of 4 (static: writes results.0-of-4.jsonl)
+//   study --shard auto …           # I and N from Slurm arrays/tasks, mpirun, PMI; Kubernetes: + --shards N
+//   study merge DIR [flags]        # every result file of DIR -> results.jsonl (grid order), summaries
+//   mpirun -np K study --mpi …     # dynamic: rank 0 hands out runs, writes results.jsonl and summaries
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/hana/tuple.hpp>
 
 #include <ballast/policies/policy_set.hpp>
 #include <ballast/study/grid.hpp>
+#include <ballast/study/merge.hpp>
+#include <ballast/study/shard.hpp>
 #include <ballast/study/study.hpp>
+#if defined(BALLAST_STUDY_WITH_MPI)
+#include <ballast/mpi/comm.hpp>
+#endif
 
 #include "support/cli.hpp"
 #include "support/config_file.hpp"
@@ -38,6 +51,38 @@ namespace
         std::string corpus = "default";
         std::string out;
     };
+
+    /// How this process takes part in the study (docs/distributed.md): alone, as a static shard, as a rank
+    /// of an MPI study, or merging the result files of a finished (or partial) study.
+    struct process_mode
+    {
+        std::string shard;      ///< --shard: "I/N", "auto" or empty
+        std::size_t shards = 0; ///< --shards: N for --shard auto (Kubernetes), checked against the launcher
+        bool mpi = false;       ///< --mpi
+        bool merge = false;     ///< --merge / `study merge DIR`
+        ballast::communicator* comm = nullptr;    ///< the MPI world (set with --mpi)
+        std::optional<st::shard_source> resolved; ///< the shard, once read
+    };
+
+    /// Run the study in `mode`: the runs this process finished or merged, for the table.
+    template <class Runner>
+    std::vector<st::run_record> run_in_mode(Runner& runner, const process_mode& mode,
+                                            const st::study_observer& obs)
+    {
+        if (mode.merge)
+        {
+            return runner.merge();
+        }
+        if (mode.comm != nullptr)
+        {
+            return runner.run_queue(*mode.comm, obs);
+        }
+        if (mode.resolved)
+        {
+            return runner.run_shard(mode.resolved->shard, obs);
+        }
+        return runner.run(obs);
+    }
 
     /// A preset: the base configs, and which recipe grid it runs (by id, resolved at compile time below).
     struct preset
@@ -255,7 +300,8 @@ namespace
     }
 
     template <class Recipes>
-    int run_preset(Recipes recipes, const st::study_spec& spec, const tool_options& o)
+    int run_preset(Recipes recipes, const st::study_spec& spec, const tool_options& o,
+                   const process_mode& mode)
     {
         std::string corpus_name;
         auto tokens = ballast::cli::resolve_corpus(o.corpus, corpus_name);
@@ -263,14 +309,30 @@ namespace
                                          spec.train.seq, corpus_name);
         st::study_runner runner(recipes, spec, data);
         const std::size_t n_recipes = hana::length(recipes);
+        if (mode.comm != nullptr && mode.comm->rank() != 0)
+        {
+            runner.run_queue(*mode.comm); // an MPI worker: trains what rank 0 hands out, prints nothing
+            return 0;
+        }
         std::printf(
           "study '%s': %zu recipes x %zu sizes x %zu LRs = %zu runs | %zu steps x %zu x %zu tokens | %s (%zu "
           "training, %zu validation tokens) | out %s\n",
           spec.study.name.c_str(), n_recipes, spec.study.sizes.size(), spec.study.lrs.size(),
           runner.runs().size(), spec.train.steps, spec.train.batch, spec.train.seq, corpus_name.c_str(),
           data.train().size(), data.validation().size(), spec.out.string().c_str());
+        if (mode.resolved)
+        {
+            std::printf("shard %s (%s): results.%s.jsonl\n", mode.resolved->shard.to_string().c_str(),
+                        mode.resolved->launcher.c_str(), mode.resolved->shard.file_tag().c_str());
+        }
+        else if (mode.comm != nullptr)
+        {
+            std::printf("mpi: %d ranks (rank 0 dispatches and writes results.jsonl)\n", mode.comm->size());
+        }
         std::fflush(stdout);
-        ballast::cli::progress bar("study", runner.runs().size());
+        const std::size_t mine =
+          mode.resolved ? runner.shard_runs(mode.resolved->shard).size() : runner.runs().size();
+        ballast::cli::progress bar("study", mine);
         std::size_t resumed = 0;
         bool first = true;
         st::study_observer obs;
@@ -288,16 +350,31 @@ namespace
                                             : std::to_string(r.result.final_val_loss).substr(0, 6).c_str());
             bar.update(done, status, resumed);
         };
-        const auto finished = runner.run(obs);
+        const auto finished = run_in_mode(runner, mode, obs);
         bar.finish();
         const auto groups = st::summarise(finished, spec.study.sensitivity_window);
         print_table(groups, spec.study.lrs, runner.runs());
         std::printf(
           "\n%zu of %zu runs finished (%.1f s this session). LR sensitivity = mean over the LR grid of "
           "min(loss, l0) - best (Wortsman et al. 2023 §2.2); diverged runs count as l0.\n",
-          finished.size(), runner.runs().size(), bar.seconds());
+          finished.size(), mine, bar.seconds());
         std::printf("results: %s  (plots: python3 tools/plot_study.py %s)\n",
-                    runner.results_path().string().c_str(), spec.out.string().c_str());
+                    (mode.resolved ? runner.results_path(mode.resolved->shard) : runner.results_path())
+                      .string()
+                      .c_str(),
+                    spec.out.string().c_str());
+        if (mode.merge && !runner.missing().empty())
+        {
+            std::printf("merge: %zu of %zu runs are not finished yet (first: %s): run the study again to "
+                        "finish them, then merge again\n",
+                        runner.missing().size(), runner.runs().size(), runner.missing().front().c_str());
+        }
+        else if (mode.resolved)
+        {
+            std::printf("shard done: when every shard is, run: study merge %s (with the same preset and "
+                        "flags)\n",
+                        spec.out.string().c_str());
+        }
         if (runner.interrupted())
         {
             std::printf("interrupted: run the same command again to resume\n");
@@ -307,13 +384,54 @@ namespace
     }
 } // namespace
 
-int main(int argc, char** argv)
+int main(int argc_in, char** argv_in)
 {
     CLI::App app{ "study: LR-sensitivity studies of small transformer proxies (ballast)", "study" };
     tool_options o;
+    process_mode mode;
     const auto all = presets();
+    // `study merge DIR [flags]` is `study --merge --out DIR [flags]`.
+    std::vector<std::string> words(argv_in, argv_in + argc_in);
+    if (words.size() >= 2 && words[1] == "merge")
+    {
+        if (words.size() < 3 || words[2].starts_with("-"))
+        {
+            std::fprintf(stderr, "study: error: usage: study merge DIR [--preset P and the study's flags]\n");
+            return 2;
+        }
+        const std::string dir = words[2];
+        words.erase(words.begin() + 1, words.begin() + 3);
+        words.insert(words.begin() + 1, { "--merge", "--out", dir });
+    }
+    std::vector<char*> args;
+    for (auto& w : words)
+    {
+        args.push_back(w.data());
+    }
+    args.push_back(nullptr);
+    int argc = static_cast<int>(words.size());
+    char** argv = args.data();
     // The preset is read first, so that the flags below override its numbers.
     o.preset = ballast::cli::find_flag(argc, argv, "preset");
+    if (o.preset.empty() && std::ranges::find(words, std::string("--merge")) != words.end())
+    {
+        // merge without --preset: the preset named by the result files' study line, if it is one.
+        try
+        {
+            const auto out = ballast::cli::find_flag(argc, argv, "out");
+            const auto files = st::read_results_dir(out);
+            if (!files.empty() && !files.front().lines.empty())
+            {
+                const auto name = files.front().lines.front().value("name", "");
+                o.preset = all.contains(name) ? name : "";
+            }
+        }
+        catch (const std::exception& e)
+        {
+            std::fprintf(stderr, "study: error: %s\n", e.what());
+            return 2;
+        }
+    }
     if (o.preset.empty())
     {
         o.preset = "default";
@@ -342,6 +460,16 @@ int main(int argc, char** argv)
                   "'default' (Debian's fortunes), a token file, a text file or a directory")
       ->capture_default_str();
     app.add_option("--out", o.out, "output directory (default runs/<preset>)");
+    app.add_option("--shard", mode.shard,
+                   "run one static shard: I/N, or 'auto' (I and N from Slurm, mpirun, PMI or "
+                   "Kubernetes; docs/distributed.md)");
+    app.add_option("--shards", mode.shards,
+                   "with --shard auto: the shard count (Kubernetes: the Job's completions; checked against "
+                   "other launchers)");
+    app.add_flag("--mpi", mode.mpi, "dynamic scheduling under mpirun: rank 0 hands out runs and writes");
+    app.add_flag(
+      "--merge", mode.merge,
+      "merge the result files in --out into results.jsonl and the summaries (as `study merge DIR`)");
     ballast::cli::add_reflected_options(app, spec.study, "Study grid");
     ballast::cli::add_reflected_options(app, spec.train, "Training (every run)");
     ballast::cli::add_reflected_options(app, spec.optimizer, "Optimizer (every run)");
@@ -350,39 +478,89 @@ int main(int argc, char** argv)
         return rc;
     }
     spec.out = o.out.empty() ? std::filesystem::path("runs") / o.preset : std::filesystem::path(o.out);
-    return ballast::cli::run_main(
-      "study",
-      [&]
+    if (int(mode.merge) + int(mode.mpi) + int(!mode.shard.empty()) > 1)
+    {
+        std::fprintf(stderr, "study: error: --shard, --mpi and merge exclude each other\n");
+        return 2;
+    }
+    if (mode.shards > 0 && mode.shard != "auto")
+    {
+        std::fprintf(stderr,
+                     "study: error: --shards N goes with --shard auto (give --shard I/N otherwise)\n");
+        return 2;
+    }
+#if defined(BALLAST_STUDY_WITH_MPI)
+    std::optional<ballast::mpi::mpi_session> session;
+    std::optional<ballast::mpi::mpi_comm> world;
+    if (mode.mpi)
+    {
+        session.emplace(argc, argv);
+        world.emplace();
+        mode.comm = &*world;
+    }
+#else
+    if (mode.mpi)
+    {
+        std::fprintf(stderr, "study: error: --mpi: this study was built without MPI; configure with "
+                             "-DBALLAST_WITH_MPI=ON (Debian: libopenmpi-dev), or use --shard\n");
+        return 2;
+    }
+#endif
+    const auto body = [&]
       {
+          if (!mode.shard.empty())
+          {
+              mode.resolved = mode.shard == "auto"
+                                ? st::shard_from_environment(st::process_environment, mode.shards)
+                                : st::shard_source{ st::parse_shard(mode.shard), "explicit" };
+          }
           using adamw = ballast::optim::adamw<>;
           if (o.preset == "default" || o.preset == "no_decay")
           {
-              return run_preset(default_recipes(), spec, o);
+              return run_preset(default_recipes(), spec, o, mode);
           }
           if (o.preset == "warmup" || o.preset == "eps" || o.preset == "width_depth")
           {
               return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default>, hana::tuple_t<adamw>),
-                                spec, o);
+                                spec, o, mode);
           }
           if (o.preset == "prediction")
           {
               constexpr auto no_qk = st::policy_grid<ballast::paper_default>(
                 hana::tuple_t<st::with_qk<"no_qk", pol::no_qk_control>>);
-              return run_preset(st::recipe_grid(no_qk, hana::tuple_t<adamw>), spec, o);
+              return run_preset(st::recipe_grid(no_qk, hana::tuple_t<adamw>), spec, o, mode);
           }
           if (o.preset == "weight_decay")
           {
               return run_preset(
                 st::recipe_grid(hana::tuple_t<ballast::paper_default>,
                                 hana::tuple_t<adamw, ballast::optim::adamw<ballast::weight_decay::coupled>>),
-                spec, o);
+                spec, o, mode);
           }
           if (o.preset == "mup")
           {
               return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default, ballast::mup_recipe>,
                                                 hana::tuple_t<adamw>),
-                                spec, o);
+                                spec, o, mode);
           }
           ballast::detail::throw_error("study", "preset '", o.preset, "' has no recipes");
-      });
+      };
+#if defined(BALLAST_STUDY_WITH_MPI)
+    if (mode.comm != nullptr)
+    {
+        // A rank that fails aborts the whole job, so no rank is left waiting for it.
+        try
+        {
+            return body();
+        }
+        catch (const std::exception& e)
+        {
+            std::fprintf(stderr, "study: error: rank %d of %d: %s (aborting the MPI job)\n", mode.comm->rank(),
+                         mode.comm->size(), e.what());
+            std::fflush(stderr);
+            ballast::mpi::mpi_session::abort(2);
+        }
+    }
+#endif
+    return ballast::cli::run_main("study", body);
 }

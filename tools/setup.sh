@@ -6,7 +6,8 @@
 set -euo pipefail
 
 # Why each package is here: see README.md, "Dependencies".
-packages=(g++ make cmake ninja-build libxtensor-dev libxsimd-dev libboost-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev catch2)
+packages=(g++ make cmake ninja-build libxtensor-dev libxsimd-dev libboost-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev catch2
+          openmpi-bin libopenmpi-dev slurm-wlm munge python3) # MPI, a one-node Slurm and the comparer of the distributed tests
 for group in "$@"; do
     case "$group" in
     bench) packages+=(libbenchmark-dev libopenblas-dev python3) ;;

@@ -39,10 +39,10 @@ namespace
                  { "wall_seconds", wall },    { "train_seconds", wall * 0.9 } };
     }
 
-    st::results_file shard_file(const st::shard_id& s, const std::vector<std::size_t>& runs,
-                                double wall = 2.0, json header = study_line())
+    st::results_lines shard_file(const st::shard_id& s, const std::vector<std::size_t>& runs,
+                                 double wall = 2.0, json header = study_line())
     {
-        st::results_file f{ st::shard_results_name(s), { st::shard_study_line(std::move(header), s) } };
+        st::results_lines f{ st::shard_results_name(s), { st::shard_study_line(std::move(header), s) } };
         for (const auto i : runs)
         {
             f.lines.push_back(run_line(i, wall));
@@ -50,9 +50,9 @@ namespace
         return f;
     }
 
-    st::merge_result merge(const std::vector<st::results_file>& files)
+    st::merge_result merge(const std::vector<st::results_lines>& files)
     {
-        return st::merge_results(std::span<const st::results_file>(files),
+        return st::merge_results(std::span<const st::results_lines>(files),
                                  std::span<const std::string>(grid));
     }
 } // namespace
@@ -200,10 +200,10 @@ TEST_CASE("merge refuses foreign runs, files without a study line, and a shard c
     auto keyless = shard_file({ 0, 1 }, { 0 });
     keyless.lines.push_back({ { "type", "run" } });
     CHECK_THROWS_WITH(merge({ keyless }), Contains("line 3 is a run line without a key"));
-    st::results_file headless{ "results.0-of-1.jsonl", { run_line(0) } };
+    st::results_lines headless{ "results.0-of-1.jsonl", { run_line(0) } };
     CHECK_THROWS_WITH(merge({ headless }),
                       "ballast: merge: 'results.0-of-1.jsonl' does not start with a study line");
-    st::results_file empty{ "results.0-of-1.jsonl", {} };
+    st::results_lines empty{ "results.0-of-1.jsonl", {} };
     CHECK_THROWS_WITH(merge({ empty }), Contains("does not start with a study line"));
     CHECK_THROWS_WITH(merge({}), "ballast: merge: no result files to merge");
     auto twin = shard_file({ 0, 2 }, { 1 });
@@ -215,7 +215,7 @@ TEST_CASE("merge_results_dir: reads every shard file, drops a torn line, writes 
           "[study][merge]")
 {
     ballast::test::temp_dir dir("merge");
-    const auto write = [&](const st::results_file& f)
+    const auto write = [&](const st::results_lines& f)
     {
         for (const auto& l : f.lines)
         {

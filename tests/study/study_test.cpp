@@ -7,12 +7,14 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/hana/tuple.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <ballast/core/comm.hpp>
 #include <ballast/study/study.hpp>
 
 #include "support/temp_dir.hpp"
@@ -64,6 +66,14 @@ namespace
             }
         }
         return out;
+    }
+
+    nlohmann::json read_json_line(const std::filesystem::path& p)
+    {
+        std::ifstream in(p);
+        std::string line;
+        std::getline(in, line);
+        return nlohmann::json::parse(line);
     }
 
     std::map<std::string, double> losses_by_key(const std::vector<nlohmann::json>& lines)
@@ -208,4 +218,156 @@ TEST_CASE("a bad grid is refused before any run starts", "[study]")
     s = tiny(dir.path());
     s.study.lrs = { 1e-3, 1e-3 };
     CHECK_THROWS_WITH(st::study_runner(recipes, s, readme()), Catch::Contains("duplicate run"));
+}
+
+namespace
+{
+    /// Run lines by key without the fields that may differ between processes (timing, host, shard).
+    std::map<std::string, nlohmann::json> comparable(const std::vector<nlohmann::json>& lines)
+    {
+        std::map<std::string, nlohmann::json> m;
+        for (auto j : lines)
+        {
+            for (const char* k : { "wall_seconds", "train_seconds", "host", "shard" })
+            {
+                j.erase(k);
+            }
+            CHECK(m.emplace(j["key"].get<std::string>(), j).second); // each run once
+        }
+        return m;
+    }
+
+    std::vector<std::string> keys_of(const std::vector<nlohmann::json>& lines)
+    {
+        std::vector<std::string> k;
+        for (const auto& j : lines)
+        {
+            k.push_back(j["key"].get<std::string>());
+        }
+        return k;
+    }
+
+    nlohmann::json read_json(const std::filesystem::path& p)
+    {
+        std::ifstream in(p);
+        return nlohmann::json::parse(in);
+    }
+} // namespace
+
+TEST_CASE("static shards + merge equal the one-process study; a relaunch with another N runs nothing",
+          "[study][shard]")
+{
+    ballast::test::temp_dir straight_dir("study_ref"), dir("study_shards");
+    st::study_runner straight(recipes, tiny(straight_dir.path()), readme());
+    straight.run();
+    const auto ref = comparable(run_lines(straight.results_path()));
+    REQUIRE(ref.size() == 6);
+
+    std::size_t ran = 0;
+    st::study_observer count;
+    count.on_run_done = [&](const st::run_record&, std::size_t, std::size_t) { ++ran; };
+    for (std::size_t i = 0; i < 2; ++i)
+    {
+        st::study_runner shard(recipes, tiny(dir.path()), readme());
+        shard.run_shard({ i, 2 }, count);
+        const auto lines = run_lines(shard.results_path({ i, 2 }));
+        CHECK_FALSE(lines.empty());
+        const auto header = read_json_line(shard.results_path({ i, 2 }));
+        CHECK(header["shard"]["index"] == i);
+        CHECK(header["build"]["isa"] == ballast::simd::arch_name());
+    }
+    CHECK(ran == 6);
+    CHECK(run_lines(dir.path() / "results.0-of-2.jsonl").size() +
+            run_lines(dir.path() / "results.1-of-2.jsonl").size() ==
+          6);
+    // Relaunched as 3 shards: every run is finished in some file, so nothing runs twice.
+    for (std::size_t i = 0; i < 3; ++i)
+    {
+        st::study_runner shard(recipes, tiny(dir.path()), readme());
+        shard.run_shard({ i, 3 }, count);
+    }
+    CHECK(ran == 6);
+
+    st::study_runner merger(recipes, tiny(dir.path()), readme());
+    const auto merged = merger.merge();
+    CHECK(merged.size() == 6);
+    CHECK(merger.missing().empty());
+    const auto lines = run_lines(merger.results_path());
+    CHECK(keys_of(lines) == merger.keys()); // grid order
+    CHECK(comparable(lines) == ref);
+    CHECK(read_json(dir.path() / "summary.json") == read_json(straight_dir.path() / "summary.json"));
+
+    // Another study's flags are refused by merge, naming the difference.
+    auto changed = tiny(dir.path());
+    changed.train.steps = 9;
+    st::study_runner other(recipes, changed, readme());
+    CHECK_THROWS_WITH(other.merge(), Catch::Contains("another study") && Catch::Contains("steps: 8 vs 9"));
+}
+
+TEST_CASE("the work queue over 3 in-process ranks equals the one-process study; rank 0 writes grid order",
+          "[study][work_queue]")
+{
+    ballast::test::temp_dir straight_dir("study_ref_q"), dir("study_queue");
+    st::study_runner straight(recipes, tiny(straight_dir.path()), readme());
+    straight.run();
+    const auto ref = comparable(run_lines(straight.results_path()));
+
+    ballast::local_world world(3);
+    std::vector<std::thread> workers;
+    std::vector<std::string> errors(3);
+    for (int r = 1; r < 3; ++r)
+    {
+        workers.emplace_back(
+          [&, r]
+          {
+              try
+              {
+                  st::study_runner w(recipes, tiny(dir.path()), readme());
+                  CHECK(w.run_queue(world.at(r)).empty());
+              }
+              catch (const std::exception& e)
+              {
+                  errors[static_cast<std::size_t>(r)] = e.what();
+              }
+          });
+    }
+    st::study_runner rank0(recipes, tiny(dir.path()), readme());
+    const auto finished = rank0.run_queue(world.at(0));
+    for (auto& t : workers)
+    {
+        t.join();
+    }
+    CHECK(errors == std::vector<std::string>(3));
+    CHECK(finished.size() == 6);
+    const auto lines = run_lines(rank0.results_path());
+    CHECK(keys_of(lines) == rank0.keys());
+    CHECK(comparable(lines) == ref);
+    CHECK(read_json(dir.path() / "summary.json") == read_json(straight_dir.path() / "summary.json"));
+}
+
+TEST_CASE("a rank of another study is refused at the start (fingerprint)", "[study][work_queue]")
+{
+    ballast::test::temp_dir dir("study_queue_fp");
+    ballast::local_world world(2);
+    std::string worker_error;
+    std::thread worker(
+      [&]
+      {
+          auto changed = tiny(dir.path());
+          changed.train.steps = 9;
+          st::study_runner w(recipes, changed, readme());
+          try
+          {
+              w.run_queue(world.at(1));
+          }
+          catch (const std::exception& e)
+          {
+              worker_error = e.what();
+          }
+      });
+    st::study_runner rank0(recipes, tiny(dir.path()), readme());
+    CHECK_THROWS_WITH(rank0.run_queue(world.at(0)), Catch::Contains("another fingerprint"));
+    worker.join();
+    CHECK_THAT(worker_error, Catch::Contains("stopped by rank 0"));
+    CHECK(run_lines(rank0.results_path()).empty()); // nothing ran
 }

@@ -3,7 +3,7 @@
 
 /// @file
 /// The MPI implementation of `ballast::communicator` (core/comm.hpp). MPI's C API is used only to move
-/// bytes (MPI_Send/MPI_Probe/MPI_Recv of MPI_BYTE, MPI_Barrier): no reductions, so results never depend on
+/// bytes (MPI_Send/MPI_Iprobe/MPI_Recv of MPI_BYTE, MPI_Barrier): no reductions, so results never depend on
 /// the MPI library or the number of ranks.
 ///
 /// This header is not part of `ballast/ballast.hpp` and the library never includes it: only a program
@@ -11,11 +11,14 @@
 /// libopenmpi-dev). Without <mpi.h> on the include path it declares `mpi_comm` and `mpi_session` as
 /// stubs that fail to compile when used, with a message saying so.
 
+#include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdlib>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <ballast/core/comm.hpp>
@@ -121,9 +124,23 @@ namespace ballast::mpi
         {
             check_recv("mpi_comm::recv", source, tag);
             MPI_Status status;
-            detail::check(MPI_Probe(source == any_source ? MPI_ANY_SOURCE : source,
-                                    tag == any_tag ? MPI_ANY_TAG : tag, m_comm, &status),
-                          "MPI_Probe");
+            // MPI_Iprobe with a growing pause (20 µs … 2 ms), not a blocking MPI_Probe: Open MPI's blocking
+            // calls spin a core, so a dispatcher waiting for results would take a core from the ranks that
+            // train (measured: docs/distributed.md). A study's messages are seconds apart; 2 ms is nothing.
+            int flag = 0;
+            std::chrono::microseconds pause{ 20 };
+            for (;;)
+            {
+                detail::check(MPI_Iprobe(source == any_source ? MPI_ANY_SOURCE : source,
+                                         tag == any_tag ? MPI_ANY_TAG : tag, m_comm, &flag, &status),
+                              "MPI_Iprobe");
+                if (flag)
+                {
+                    break;
+                }
+                std::this_thread::sleep_for(pause);
+                pause = std::min(pause * 2, std::chrono::microseconds{ 2000 });
+            }
             int count = 0;
             detail::check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");
             comm_message m{ status.MPI_SOURCE, status.MPI_TAG,

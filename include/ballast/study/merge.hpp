@@ -91,7 +91,7 @@ namespace ballast::study
     }
 
     /// The lines of one results file (the first is its study line) and a name for messages.
-    struct results_file
+    struct results_lines
     {
         std::string name;
         std::vector<nlohmann::json> lines;
@@ -160,7 +160,7 @@ namespace ballast::study
 
     /// Merge the files of one study (see the file comment). `grid_keys` is the grid in grid order.
     /// Throws ballast::error naming the file, run and field for every refusal.
-    inline merge_result merge_results(std::span<const results_file> files,
+    inline merge_result merge_results(std::span<const results_lines> files,
                                       std::span<const std::string> grid_keys,
                                       const merge_options& options = {})
     {
@@ -174,10 +174,10 @@ namespace ballast::study
         const auto ours = *detail::parse_version(version_string);
 
         merge_result out;
-        std::map<std::string, const results_file*> shard_files; // shard tag -> file, to refuse a repeat
+        std::map<std::string, const results_lines*> shard_files; // shard tag -> file, to refuse a repeat
         std::vector<const nlohmann::json*> by_index(grid_keys.size(), nullptr);
-        std::vector<const results_file*> source(grid_keys.size(), nullptr);
-        const results_file* first = nullptr;
+        std::vector<const results_lines*> source(grid_keys.size(), nullptr);
+        const results_lines* first = nullptr;
         for (const auto& f : files)
         {
             BALLAST_CHECK(!f.lines.empty() && f.lines.front().value("type", "") == "study" &&
@@ -260,10 +260,10 @@ namespace ballast::study
 
     /// The result files in `dir`: results.jsonl (if present) first, then every results.I-of-N.jsonl by
     /// (N, I). A torn last line (a crash mid-append) is dropped, as the study engine does.
-    inline std::vector<results_file> read_results_dir(const std::filesystem::path& dir)
+    inline std::vector<results_lines> read_results_dir(const std::filesystem::path& dir)
     {
         std::vector<std::pair<shard_id, std::filesystem::path>> shards;
-        std::vector<results_file> out;
+        std::vector<results_lines> out;
         std::error_code ec;
         BALLAST_CHECK(std::filesystem::is_directory(dir, ec), "merge", "'", dir.string(),
                       "' is not a directory");
@@ -298,7 +298,7 @@ namespace ballast::study
         const auto files = read_results_dir(dir);
         BALLAST_CHECK(!files.empty(), "merge", "no results.jsonl or results.I-of-N.jsonl in '", dir.string(),
                       "'");
-        auto merged = merge_results(std::span<const results_file>(files), grid_keys, options);
+        auto merged = merge_results(std::span<const results_lines>(files), grid_keys, options);
         const auto text = merged.text();
         write_file_atomic(dir / "results.jsonl", std::as_bytes(std::span(text)));
         return merged;
@@ -313,7 +313,7 @@ namespace ballast::study
                                                     const nlohmann::json& study_line,
                                                     const merge_options& options = {})
     {
-        std::vector<results_file> files = { { "this study", { study_line } } };
+        std::vector<results_lines> files = { { "this study", { study_line } } };
         std::error_code ec;
         if (std::filesystem::is_directory(dir, ec))
         {
@@ -324,7 +324,7 @@ namespace ballast::study
         }
         // This process's own shard may already have a file: compare without claiming the shard twice.
         files.front().lines.front().erase("shard");
-        return merge_results(std::span<const results_file>(files), grid_keys, options).missing;
+        return merge_results(std::span<const results_lines>(files), grid_keys, options).missing;
     }
 } // namespace ballast::study
 

@@ -20,6 +20,14 @@
 /// Outputs: results.jsonl (schema: study/results.hpp), summary.json, summary.csv and results.csv (LR
 /// sensitivity per group: study/summary.hpp), and per-run metrics logs in runs/ (train/metrics_log.hpp).
 /// `tools/plot_study.py` draws the plots from them.
+///
+/// Across processes (docs/distributed.md):
+/// - `run_shard(s)`: static shard s = I/N. The whole grid is dealt by estimated cost (`deal_shards`), the
+///   shard runs its share minus the runs any result file in the directory has finished, and appends to its
+///   own `results.I-of-N.jsonl`.
+/// - `run_queue(comm)`: dynamic scheduling over a communicator (MPI): rank 0 hands out runs longest first,
+///   is the only writer of results.jsonl and merges it into grid order with the summaries at the end.
+/// - `merge()`: every result file of the directory into results.jsonl in grid order, plus the summaries.
 
 #include <algorithm>
 #include <atomic>
@@ -32,7 +40,10 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -42,14 +53,20 @@
 #include <boost/hana/length.hpp>
 #include <nlohmann/json.hpp>
 
+#include <ballast/core/comm.hpp>
 #include <ballast/core/config.hpp>
+#include <ballast/core/file.hpp>
+#include <ballast/core/jsonl.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
 #include <ballast/core/signals.hpp>
 #include <ballast/study/grid.hpp>
+#include <ballast/study/merge.hpp>
 #include <ballast/study/metric.hpp>
 #include <ballast/study/results.hpp>
+#include <ballast/study/shard.hpp>
 #include <ballast/study/summary.hpp>
+#include <ballast/study/work_queue.hpp>
 #include <ballast/train/callbacks.hpp>
 #include <ballast/train/trainer.hpp>
 
@@ -160,15 +177,68 @@ namespace ballast::study
         /// What the results file's study line records (`study_identity`).
         nlohmann::json identity() const { return study_identity(m_spec, recipe_names(), m_data.identity()); }
 
+        /// The grid's run keys, in grid order.
+        std::vector<std::string> keys() const
+        {
+            std::vector<std::string> out;
+            out.reserve(m_runs.size());
+            for (const auto& r : m_runs)
+            {
+                out.push_back(r.key());
+            }
+            return out;
+        }
+
+        /// Each run's estimated cost, in grid order: `estimated_cost(params, steps)` with the parameters
+        /// of a transformer of that size (12·d²·L for the blocks plus (vocab + context)·d for the tables;
+        /// recipes' small extras, e.g. norm gains, are left out). Only the ratios matter, and every process
+        /// computes the same numbers, so every process deals the same shards.
+        std::vector<double> costs() const
+        {
+            std::vector<double> out;
+            out.reserve(m_runs.size());
+            for (const auto& r : m_runs)
+            {
+                const std::size_t d = r.size.d_model, l = r.size.n_layers;
+                out.push_back(
+                  estimated_cost(12 * d * d * l + (m_spec.model.vocab + m_spec.model.context) * d, r.steps));
+            }
+            return out;
+        }
+
+        /// The study line of this process's results file: `study_line` plus the build
+        /// (`build_identity`) and, for a shard, the shard (`shard_study_line`).
+        nlohmann::json results_header(const std::optional<shard_id>& shard = std::nullopt) const
+        {
+            auto line = study_line(m_spec.study.name, identity());
+            if (shard)
+            {
+                return shard_study_line(std::move(line), *shard);
+            }
+            line["build"] = build_identity();
+            return line;
+        }
+
+        /// The results file of shard `s` (results.I-of-N.jsonl in the output directory).
+        std::filesystem::path results_path(const shard_id& s) const
+        {
+            return m_spec.out / shard_results_name(s);
+        }
+
+        /// The grid indices of shard `s`'s runs (its share of `deal_shards` over `costs`), longest first.
+        std::vector<std::size_t> shard_runs(const shard_id& s) const
+        {
+            const auto cost = costs();
+            auto plan = deal_shards(std::span<const double>(cost), s.count);
+            BALLAST_CHECK(s.index < s.count, "study", "shard ", s.index, " of ", s.count, " is out of range");
+            return std::move(plan.runs[s.index]);
+        }
+
         /// Runs every unfinished run; returns all finished runs (earlier ones read back from the file).
         /// Throws ballast::error if the results file belongs to a different study.
         std::vector<run_record> run(const study_observer& obs = {})
         {
-            std::filesystem::create_directories(m_spec.out);
-            if (m_spec.study.run_metrics)
-            {
-                std::filesystem::create_directories(m_spec.out / "runs");
-            }
+            make_directories();
             auto finished = load_finished();
             std::set<std::string> done_keys;
             for (const auto& r : finished)
@@ -183,84 +253,187 @@ namespace ballast::study
                     pending.push_back(r);
                 }
             }
-            // Longest first (cost ~ params × steps), so the last runs to finish are short ones.
-            std::ranges::stable_sort(pending,
-                                     [](const run_spec& a, const run_spec& b)
-                                     {
-                                         return a.size.d_model * a.size.d_model * a.size.n_layers * a.steps >
-                                                b.size.d_model * b.size.d_model * b.size.n_layers * b.steps;
-                                     });
-            const std::size_t total = m_runs.size();
-            std::size_t done = finished.size();
-            stop_signal_scope signals(true);
-            std::mutex mu;
-            std::atomic<std::size_t> next{ 0 };
-            std::atomic<bool> stop{ false };
-            std::exception_ptr error;
-            const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-            const int jobs =
-              m_spec.study.jobs > 0 ? m_spec.study.jobs : std::max(1, hw / m_spec.study.threads_per_run);
-            const auto worker = [&]
+            // Longest first (the deal's cost estimate), so the last runs to finish are short ones.
+            const auto cost = costs();
+            std::map<std::string, double> cost_of;
+            for (std::size_t i = 0; i < m_runs.size(); ++i)
             {
-                ballast::thread_scope threads(m_spec.study.threads_per_run);
-                while (!stop)
-                {
-                    const std::size_t i = next++;
-                    if (i >= pending.size())
-                    {
-                        return;
-                    }
-                    try
-                    {
-                        if (obs.on_run_start)
-                        {
-                            std::lock_guard lock(mu);
-                            obs.on_run_start(pending[i]);
-                        }
-                        auto rec = run_one(pending[i], signals);
-                        if (!rec)
-                        {
-                            stop = true; // interrupted by a signal: not recorded
-                            return;
-                        }
-                        std::lock_guard lock(mu);
-                        append_run(results_path(), *rec);
-                        finished.push_back(std::move(*rec));
-                        ++done;
-                        if (obs.on_run_done)
-                        {
-                            obs.on_run_done(finished.back(), done, total);
-                        }
-                    }
-                    catch (...)
-                    {
-                        std::lock_guard lock(mu);
-                        if (!error)
-                        {
-                            error = std::current_exception();
-                        }
-                        stop = true;
-                    }
-                }
-            };
-            std::vector<std::thread> pool;
-            for (int w = 0;
-                 w < std::min<int>(jobs, static_cast<int>(std::max<std::size_t>(1, pending.size()))); ++w)
-            {
-                pool.emplace_back(worker);
+                cost_of[m_runs[i].key()] = cost[i];
             }
-            for (auto& t : pool)
+            std::ranges::stable_sort(pending, [&](const run_spec& a, const run_spec& b)
+                                     { return cost_of[a.key()] > cost_of[b.key()]; });
+            execute(pending, results_path(), finished, m_runs.size(), obs);
+            // Grid order, whatever the completion order: the summaries of a resumed, sharded or MPI study
+            // are then those of an uninterrupted one (the file itself stays in completion order).
+            std::map<std::string, std::size_t> position;
+            for (std::size_t i = 0; i < m_runs.size(); ++i)
             {
-                t.join();
+                position[m_runs[i].key()] = i;
             }
-            if (error)
-            {
-                std::rethrow_exception(error);
-            }
-            m_interrupted = signals.pending() != 0;
+            std::ranges::stable_sort(finished, {},
+                                     [&](const run_record& r) { return position[r.spec.key()]; });
             write_summaries(finished);
             return finished;
         }
+
+        /// Runs shard `s` of the study: deals the whole grid to `s.count` shards by estimated cost (the
+        /// same deal in every process), and runs this shard's runs that no result file in the output
+        /// directory has finished yet, longest first, appending to `results_path(s)`. Every result file in
+        /// the directory must belong to this study (`unfinished_runs`). Returns the shard's finished runs
+        /// (from every file). Writes no summaries: `merge` does, once the shards are done.
+        std::vector<run_record> run_shard(const shard_id& s, const study_observer& obs = {})
+        {
+            BALLAST_CHECK(s.count >= 1 && s.index < s.count, "study", "shard ", s.index, " of ", s.count,
+                          " is out of range");
+            make_directories();
+            const auto path = results_path(s);
+            const auto header = results_header(s);
+            load_results(path); // drops (and removes) a torn last line before this shard appends again
+            const auto grid = keys();
+            const auto missing_keys = unfinished_runs(m_spec.out, grid, header);
+            const std::set<std::string> missing(missing_keys.begin(), missing_keys.end());
+            if (load_results(path).study.is_null())
+            {
+                const std::string text = header.dump() + "\n";
+                write_file_atomic(path, std::as_bytes(std::span(text)));
+            }
+            const auto cost = costs();
+            const auto plan = deal_shards(std::span<const double>(cost), s.count);
+            const auto& mine = plan.runs[s.index];
+            std::vector<run_spec> pending;
+            for (const std::size_t i : mine)
+            {
+                if (missing.contains(grid[i]))
+                {
+                    pending.push_back(m_runs[i]);
+                }
+            }
+            std::vector<run_record> finished;
+            for (auto& rec : read_directory_runs())
+            {
+                if (plan.shard_of[index_of(rec.spec.key())] == s.index)
+                {
+                    finished.push_back(std::move(rec));
+                }
+            }
+            execute(pending, path, finished, mine.size(), obs);
+            return finished;
+        }
+
+        /// Dynamic scheduling over `comm` (every rank calls it; `run_work_queue`): rank 0 hands out the
+        /// unfinished runs longest first and appends every result to results.jsonl, the other ranks train.
+        /// The fingerprint exchanged at the start is the study line (config, corpus, build), so ranks of
+        /// another build or study are refused. At the end rank 0 merges the directory (results.jsonl in
+        /// grid order) and writes the summaries, and returns every finished run; workers return nothing.
+        std::vector<run_record> run_queue(communicator& comm, const study_observer& obs = {})
+        {
+            make_directories();
+            const auto header = results_header();
+            const std::string fingerprint = header.dump();
+            stop_signal_scope signals(true);
+            std::vector<std::size_t> order;
+            std::size_t done = 0;
+            const auto path = results_path();
+            if (comm.rank() == 0)
+            {
+                load_results(path); // drops a torn last line
+                const auto grid = keys();
+                const auto missing_keys = unfinished_runs(m_spec.out, grid, header);
+                const std::set<std::string> missing(missing_keys.begin(), missing_keys.end());
+                if (load_results(path).study.is_null())
+                {
+                    const std::string text = header.dump() + "\n";
+                    write_file_atomic(path, std::as_bytes(std::span(text)));
+                }
+                const auto cost = costs();
+                std::vector<double> pending_cost;
+                std::vector<std::size_t> pending;
+                for (std::size_t i = 0; i < grid.size(); ++i)
+                {
+                    if (missing.contains(grid[i]))
+                    {
+                        pending.push_back(i);
+                        pending_cost.push_back(cost[i]);
+                    }
+                }
+                for (const auto p : longest_first(std::span<const double>(pending_cost)))
+                {
+                    order.push_back(pending[p]);
+                }
+                done = grid.size() - missing.size();
+            }
+            ballast::thread_scope threads(m_spec.study.threads_per_run);
+            const auto train = [&](std::size_t i) -> std::string
+            {
+                BALLAST_CHECK(i < m_runs.size(), "study", "run index ", i, " is not in the grid");
+                if (obs.on_run_start && comm.size() == 1)
+                {
+                    obs.on_run_start(m_runs[i]);
+                }
+                auto rec = run_one(m_runs[i], signals);
+                BALLAST_CHECK(rec.has_value(), "study", "interrupted by a signal during run '",
+                              m_runs[i].key(), "'; run the same command again to resume");
+                return rec->line.dump();
+            };
+            const auto record = [&](std::size_t i, int, std::string_view line)
+            {
+                auto j = nlohmann::json::parse(line);
+                BALLAST_CHECK(j.value("key", "") == m_runs[i].key(), "study", "the result for run ", i,
+                              " has key ", j.value("key", ""), ", expected ", m_runs[i].key());
+                append_line(path, j.dump());
+                run_record rec = parse_run_line(j);
+                rec.spec = m_runs[i];
+                ++done;
+                if (obs.on_run_done)
+                {
+                    obs.on_run_done(rec, done, m_runs.size());
+                }
+            };
+            run_work_queue(comm, std::span<const std::size_t>(order), train, record, fingerprint);
+            if (comm.rank() != 0)
+            {
+                return {};
+            }
+            return merge();
+        }
+
+        /// Merge every result file in the output directory (results.jsonl and results.I-of-N.jsonl) into
+        /// results.jsonl in grid order (`merge_results_dir`) and write the summaries from the merged runs.
+        /// The files must be of this study (the same configuration, recipes and corpus; named otherwise).
+        /// Returns the finished runs in grid order; `missing()` lists the runs no file has.
+        std::vector<run_record> merge()
+        {
+            const auto files = read_results_dir(m_spec.out);
+            BALLAST_CHECK(!files.empty(), "merge", "no results.jsonl or results.I-of-N.jsonl in '",
+                          m_spec.out.string(), "'");
+            const auto id = identity();
+            for (const auto& f : files)
+            {
+                BALLAST_CHECK(!f.lines.empty() && f.lines.front().contains("config"), "merge", "'", f.name,
+                              "' does not start with a study line");
+                const auto diff = json_differences(f.lines.front()["config"], id);
+                BALLAST_CHECK(diff.empty(), "merge", "'", f.name,
+                              "' holds another study than the one given (file vs flags: ", diff,
+                              "); give merge the preset and flags of the study");
+            }
+            const auto grid = keys();
+            const auto merged = merge_results(std::span<const results_lines>(files), grid);
+            const auto text = merged.text();
+            write_file_atomic(results_path(), std::as_bytes(std::span(text)));
+            m_missing = merged.missing;
+            std::vector<run_record> out;
+            for (const auto& j : merged.runs)
+            {
+                run_record rec = parse_run_line(j);
+                rec.spec = m_runs[index_of(j["key"].template get<std::string>())];
+                out.push_back(std::move(rec));
+            }
+            write_summaries(out);
+            return out;
+        }
+
+        /// The grid keys the last `merge` (or the end of `run_queue`) found in no file, in grid order.
+        const std::vector<std::string>& missing() const noexcept { return m_missing; }
 
         /// True if the last `run` was stopped by SIGINT/SIGTERM before finishing every run.
         bool interrupted() const noexcept { return m_interrupted; }
@@ -389,6 +562,134 @@ namespace ballast::study
             return rec;
         }
 
+        void make_directories() const
+        {
+            std::error_code ec; // several processes may create them at once
+            std::filesystem::create_directories(m_spec.out, ec);
+            if (m_spec.study.run_metrics)
+            {
+                std::filesystem::create_directories(m_spec.out / "runs", ec);
+            }
+            BALLAST_CHECK(std::filesystem::is_directory(m_spec.out), "study", "cannot create '",
+                          m_spec.out.string(), "'");
+        }
+
+        std::size_t index_of(const std::string& key) const
+        {
+            for (std::size_t i = 0; i < m_runs.size(); ++i)
+            {
+                if (m_runs[i].key() == key)
+                {
+                    return i;
+                }
+            }
+            ballast::detail::throw_error("study", "run '", key, "' is not in this study's grid");
+        }
+
+        /// The finished runs of every result file in the output directory, each once.
+        std::vector<run_record> read_directory_runs() const
+        {
+            std::vector<run_record> out;
+            const auto files = read_results_dir(m_spec.out);
+            if (files.empty())
+            {
+                return out;
+            }
+            const auto grid = keys();
+            for (const auto& j : merge_results(std::span<const results_lines>(files), grid).runs)
+            {
+                run_record rec = parse_run_line(j);
+                rec.spec = m_runs[index_of(j["key"].template get<std::string>())];
+                out.push_back(std::move(rec));
+            }
+            return out;
+        }
+
+        /// The cores this process may use: the launcher's (`cores_from_environment`: SLURM_CPUS_PER_TASK,
+        /// OMP_NUM_THREADS), else the hardware's.
+        static int available_cores()
+        {
+            if (const auto c = cores_from_environment())
+            {
+                return c->cores;
+            }
+            return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        }
+
+        /// Run `pending` in that order over the worker threads (`jobs` concurrent runs of
+        /// `threads_per_run` threads), appending each finished run to `path` and to `finished`.
+        void execute(const std::vector<run_spec>& pending, const std::filesystem::path& path,
+                     std::vector<run_record>& finished, std::size_t total, const study_observer& obs)
+        {
+            std::size_t done = finished.size();
+            stop_signal_scope signals(true);
+            std::mutex mu;
+            std::atomic<std::size_t> next{ 0 };
+            std::atomic<bool> stop{ false };
+            std::exception_ptr error;
+            const int cores = available_cores();
+            const int jobs =
+              m_spec.study.jobs > 0 ? m_spec.study.jobs : std::max(1, cores / m_spec.study.threads_per_run);
+            const auto worker = [&]
+            {
+                ballast::thread_scope threads(m_spec.study.threads_per_run);
+                while (!stop)
+                {
+                    const std::size_t i = next++;
+                    if (i >= pending.size())
+                    {
+                        return;
+                    }
+                    try
+                    {
+                        if (obs.on_run_start)
+                        {
+                            std::lock_guard lock(mu);
+                            obs.on_run_start(pending[i]);
+                        }
+                        auto rec = run_one(pending[i], signals);
+                        if (!rec)
+                        {
+                            stop = true; // interrupted by a signal: not recorded
+                            return;
+                        }
+                        std::lock_guard lock(mu);
+                        append_run(path, *rec);
+                        finished.push_back(std::move(*rec));
+                        ++done;
+                        if (obs.on_run_done)
+                        {
+                            obs.on_run_done(finished.back(), done, total);
+                        }
+                    }
+                    catch (...)
+                    {
+                        std::lock_guard lock(mu);
+                        if (!error)
+                        {
+                            error = std::current_exception();
+                        }
+                        stop = true;
+                    }
+                }
+            };
+            std::vector<std::thread> pool;
+            for (int w = 0;
+                 w < std::min<int>(jobs, static_cast<int>(std::max<std::size_t>(1, pending.size()))); ++w)
+            {
+                pool.emplace_back(worker);
+            }
+            for (auto& t : pool)
+            {
+                t.join();
+            }
+            if (error)
+            {
+                std::rethrow_exception(error);
+            }
+            m_interrupted = signals.pending() != 0;
+        }
+
         /// Read the results file: check its study line against this study, return the finished runs that
         /// belong to this grid. Creates the file with its study line when absent.
         std::vector<run_record> load_finished()
@@ -398,7 +699,8 @@ namespace ballast::study
             const auto id = identity();
             if (file.study.is_null())
             {
-                start_results(path, m_spec.study.name, id);
+                const std::string text = results_header().dump() + "\n";
+                write_file_atomic(path, std::as_bytes(std::span(text)));
                 return {};
             }
             const auto diff = json_differences(file.study["config"], id);
@@ -433,6 +735,7 @@ namespace ballast::study
         const token_splits& m_data;
         std::vector<run_spec> m_runs;
         bool m_interrupted = false;
+        std::vector<std::string> m_missing;
     };
 } // namespace ballast::study
 
