@@ -2,23 +2,22 @@
 //
 //   custom_policy CORPUS OUT_DIR      # e.g. custom_policy README.md runs/custom
 //
-// Two new policies, each one struct that models its family's concept (include/ballast/policies/):
+// Three new policies, each one struct that models its family's concept (include/ballast/policies/):
 //   - `qk_l2_temperature`, a q/k control (concept `qk_policy`, attention.hpp): every head's q and k are
 //     L2-normalised and scaled by a learned temperature;
 //   - `algebraic_soft_cap`, a logit soft cap (concept `soft_cap_policy`, attention.hpp):
-//     z ← z/√(1 + (z/c)²).
+//     z ← z/√(1 + (z/c)²);
+//   - `mean_logit_penalty`, an output loss (concept `output_loss_policy`, output.hpp): cross-entropy plus
+//     λ·(mean logit of the token)², written on the shipped fused cross-entropy.
 // A recipe derives from a shipped policy set and swaps them in; `trainer` trains it for a few steps, and a
-// two-recipe study compares the new q/k control with the paper's qk-LayerNorm over two learning rates.
-// Before training, the program checks both backward passes against central finite differences (the
-// law the test suite applies to every shipped policy, tests/policies/) and exits 1 if one disagrees.
-// Bad usage exits 2 with one line.
-//
-// Not shown: a new output loss. The output-loss concept (output.hpp) is a coefficient, `zloss_coef(cfg)`,
-// that the model hands to its fused cross-entropy kernel; the loss itself is not a policy call, so a loss
-// other than CE + coef·(log Z)² needs an edit of the model (issue 14 turns it into a policy).
+// two-recipe study compares the new q/k control with the paper's qk-LayerNorm over two learning rates
+// (both recipes with the new cap and the new loss). Before training, the program checks the three
+// backward passes against central finite differences (the law the test suite applies to every shipped
+// policy, tests/policies/) and exits 1 if one disagrees. Bad usage exits 2 with one line.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -153,18 +152,62 @@ struct algebraic_soft_cap
     }
 };
 
+/// Cross-entropy plus λ·x̄² per token, x̄ the mean of the token's V logits. Softmax is invariant to adding
+/// a constant to every logit, so CE leaves x̄ free to drift (with z-loss it is pinned only through log Z);
+/// this penalty pins it at 0 directly. The model calls `forward` once per pass with the logits after the
+/// output cap (policies/output.hpp says what it must fill): the shipped cross_entropy fills lse, the CE
+/// rows and dlogits; the penalty adds its part: d/dx[r, j] of (1/N)·Σ_r λ·x̄_r² is 2·λ·x̄_r/(N·V).
+struct mean_logit_penalty
+{
+    static constexpr std::string_view name = "mean_logit_penalty";
+    static constexpr double lambda = 1e-2;
+
+    template <class T>
+    static ballast::loss_parts forward(const ballast::policies::loss_args<T>& a)
+    {
+        ballast::loss_parts out = ballast::policies::cross_entropy::forward(a);
+        const double n = static_cast<double>(a.rows), v = static_cast<double>(a.vocab);
+        double penalty = 0;
+        for (std::size_t r = 0; r < a.rows; ++r) // fixed order: deterministic
+        {
+            const T* x = a.logits + r * a.vocab;
+            double mean = 0;
+            for (std::size_t j = 0; j < a.vocab; ++j)
+            {
+                mean += static_cast<double>(x[j]);
+            }
+            mean /= v;
+            penalty += mean * mean;
+            if (a.dlogits != nullptr)
+            {
+                const T g = static_cast<T>(2 * lambda * mean / (n * v));
+                T* d = a.dlogits + r * a.vocab;
+                for (std::size_t j = 0; j < a.vocab; ++j)
+                {
+                    d[j] += g;
+                }
+            }
+        }
+        out.aux = lambda * penalty / n;
+        out.loss = out.ce + out.aux;
+        return out;
+    }
+};
+
+static_assert(ballast::policies::output_loss_policy<mean_logit_penalty>);
 static_assert(ballast::policies::qk_policy<qk_l2_temperature> &&
               ballast::policies::qk_policy<qk_l2_temperature, double>);
 static_assert(ballast::policies::soft_cap_policy<algebraic_soft_cap> &&
               ballast::policies::soft_cap_policy<algebraic_soft_cap, double>);
 
-/// The recipe: the paper's baseline (no qk-layernorm) with the new q/k control and the new cap on the
-/// output logits (c = model_config::output_soft_cap). Every other slot is inherited.
+/// The recipe: the paper's baseline (no qk-layernorm) with the new q/k control, the new cap on the
+/// output logits (c = model_config::output_soft_cap) and the new loss. Every other slot is inherited.
 struct l2_temperature_recipe : ballast::paper_baseline
 {
     static constexpr std::string_view name = "l2_temperature";
     using qk = qk_l2_temperature;
     using output_cap = algebraic_soft_cap;
+    using output_loss = mean_logit_penalty;
 };
 static_assert(ballast::policy_set<l2_temperature_recipe>);
 
@@ -250,12 +293,35 @@ namespace
         algebraic_soft_cap::backward(dz.data(), capped.data(), dz.size(), 2.0);
         const double e_cap = fd_error(dz, cap_loss, z);
 
+        // The loss: 4 rows of 7 logits around 3 (so the mean-logit penalty is visible).
+        const std::size_t lrows = 4, vocab = 7;
+        std::vector<double> logits(lrows * vocab), lse(lrows), row_loss(lrows), dlogits(lrows * vocab);
+        const std::vector<std::int32_t> targets{ 0, 3, 6, 2 };
+        for (std::size_t i = 0; i < logits.size(); ++i)
+        {
+            logits[i] = 3 + 2 * wave(i, 1.1);
+        }
+        const auto args = [&](double* d)
+        {
+            return ballast::policies::loss_args<double>{ .cfg = cfg,
+                                                         .logits = logits.data(),
+                                                         .targets = targets.data(),
+                                                         .rows = lrows,
+                                                         .vocab = vocab,
+                                                         .lse = lse.data(),
+                                                         .row_loss = row_loss.data(),
+                                                         .dlogits = d };
+        };
+        mean_logit_penalty::forward(args(dlogits.data()));
+        const double e_loss =
+          fd_error(dlogits, [&] { return mean_logit_penalty::forward(args(nullptr)).loss; }, logits);
+
         // Central differences with h = 1e-5 in double are good to ~1e-10 here; a wrong gradient is O(1).
         const double limit = 1e-7;
-        std::printf(
-          "gradient check (relative error vs central differences): qk dx %.1e, qk dtau %.1e, cap %.1e\n", e_x,
-          e_tau, e_cap);
-        return e_x <= limit && e_tau <= limit && e_cap <= limit;
+        std::printf("gradient check (relative error vs central differences): qk dx %.1e, qk dtau %.1e, cap "
+                    "%.1e, loss %.1e\n",
+                    e_x, e_tau, e_cap, e_loss);
+        return e_x <= limit && e_tau <= limit && e_cap <= limit && e_loss <= limit;
     }
 
     /// Print the loss every few steps (a callback: any struct with the hooks it wants).
@@ -265,7 +331,8 @@ namespace
         {
             if (s.step % 10 == 0 || s.step + 1 == s.steps)
             {
-                std::printf("  step %3zu  loss %.4f  lr %.2e\n", s.step, s.loss.loss, s.lr);
+                std::printf("  step %3zu  loss %.4f (penalty %.2e)  lr %.2e\n", s.step, s.loss.loss, s.loss.aux,
+                            s.lr);
             }
         }
     };
@@ -302,8 +369,9 @@ int main(int argc, char** argv)
         const ballast::token_splits data(tokens, model.vocab, run.val_fraction, run.seq, argv[1]);
         ballast::trainer<l2_temperature_recipe, ballast::optim::adamw<>> trainer(
           model, run, ballast::optimizer_config{}, data);
-        std::printf("training %s (%s on q/k, %s on the output logits):\n", l2_temperature_recipe::name.data(),
-                    qk_l2_temperature::name.data(), algebraic_soft_cap::name.data());
+        std::printf("training %s (%s on q/k, %s on the output logits, loss %s):\n",
+                    l2_temperature_recipe::name.data(), qk_l2_temperature::name.data(),
+                    algebraic_soft_cap::name.data(), mean_logit_penalty::name.data());
         const ballast::run_result r = trainer.run(print_loss{});
         const auto& layout = trainer.model().layout();
         const double tau_q = trainer.model().parameters()[layout.at("blocks.0.attn.q_norm.scale").offset];
@@ -318,7 +386,7 @@ int main(int argc, char** argv)
         }
 
         // 2. A two-recipe study: the new q/k control against the paper's qk-LayerNorm, both with the new
-        //    output cap (inherited from the base recipe), at two peak learning rates.
+        //    output cap and the new loss (inherited from the base recipe), at two peak learning rates.
         constexpr auto grid = st::policy_grid<l2_temperature_recipe>(
           hana::tuple_t<st::with_qk<"l2_temp", qk_l2_temperature>,
                         st::with_qk<"qk_ln", ballast::policies::qk_norm<ballast::policies::layer_norm>>>);

@@ -42,8 +42,10 @@
 #include <ballast/kernels/ref/reduce.hpp>
 #include <ballast/kernels/ref/soft_cap.hpp>
 #include <ballast/kernels/ref/softmax.hpp>
+#include <ballast/kernels/ref/swiglu.hpp>
 #include <ballast/kernels/soft_cap.hpp>
 #include <ballast/kernels/softmax.hpp>
+#include <ballast/kernels/swiglu.hpp>
 #include <ballast/model/activations.hpp>
 #include <ballast/model/attention.hpp>
 #include <ballast/model/config.hpp>
@@ -56,6 +58,7 @@
 #include <ballast/model/recorder.hpp>
 #include <ballast/model/tensors.hpp>
 #include <ballast/model/transformer.hpp>
+#include <ballast/policies/activation.hpp>
 #include <ballast/policies/attention.hpp>
 #include <ballast/policies/norm.hpp>
 #include <ballast/policies/output.hpp>
@@ -64,6 +67,7 @@
 #include <ballast/policies/position.hpp>
 #include <ballast/policies/registry.hpp>
 #include <ballast/policies/structure.hpp>
+#include <ballast/policies/swiglu.hpp>
 #include <ballast/study/grid.hpp>
 #include <ballast/study/merge.hpp>
 #include <ballast/study/metric.hpp>

@@ -31,12 +31,15 @@ TEST_CASE("the activation table sums to the documented closed form", "[model][ac
     const std::size_t B = GENERATE(as<std::size_t>{}, 1, 3), T = GENERATE(as<std::size_t>{}, 1, 7, 64),
                       P = GENERATE(as<std::size_t>{}, 1, 2, 5);
     const bool cap = GENERATE(false, true);
-    CAPTURE(B, T, P, cap);
-    const auto s = shape(B, T, cap, P);
+    const std::size_t u = GENERATE(as<std::size_t>{}, 1, 2); // GELU, a gated unit (SwiGLU)
+    CAPTURE(B, T, P, cap, u);
+    auto s = shape(B, T, cap, P);
+    s.up = u;
     const std::size_t N = B * T, d = s.d, F = s.f, V = s.v, H = s.heads, L = s.layers, c = cap ? 2 : 1;
     // docs/model.md, "Activation memory".
-    const std::size_t documented = L * (11 * N * d + 2 * N * F + 4 * N + 4 * H * N + c * B * H * T * T) +
-                                   2 * N * d + 2 * N * V + 4 * N + 9 * N * d + N * F + P * T * T;
+    const std::size_t documented =
+      L * (11 * N * d + (u + 1) * N * F + 4 * N + 4 * H * N + c * B * H * T * T) + 2 * N * d + 2 * N * V +
+      4 * N + 9 * N * d + u * N * F + P * T * T;
     CHECK(ballast::activation_elements(s) == documented);
 }
 

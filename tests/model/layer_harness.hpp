@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -23,9 +24,17 @@
 
 namespace ballast::test
 {
+    /// SwiGLU with every bias and a tied head (gpt2_like's structure): the up bias is 2F wide.
+    struct swiglu_gpt2_like : ballast::gpt2_like
+    {
+        static constexpr std::string_view name = "swiglu_gpt2_like";
+        using activation = ballast::policies::swiglu;
+    };
+
     using all_policy_sets =
       std::tuple<ballast::paper_default, ballast::paper_baseline, ballast::no_zloss, ballast::gpt2_like,
-                 ballast::mup_recipe, ballast::mup_full_recipe, ballast::soft_capped, ballast::forced_scale>;
+                 ballast::mup_recipe, ballast::mup_full_recipe, ballast::soft_capped, ballast::forced_scale,
+                 ballast::swiglu_recipe, swiglu_gpt2_like>;
 
     /// A tiny config: every dimension distinct so a transposed index cannot pass by accident; small caps
     /// and a large z-loss coefficient so those paths carry visible gradient.
@@ -71,7 +80,8 @@ namespace ballast::test
             s.batch = batch;
             s.seq = seq;
             s.d = cfg.d_model;
-            s.f = cfg.mlp_width();
+            s.f = ballast::layers::mlp_hidden<P>(cfg);
+            s.up = P::activation::up_factor;
             s.v = cfg.vocab;
             s.heads = cfg.n_heads;
             s.layers = cfg.n_layers;
@@ -87,7 +97,7 @@ namespace ballast::test
                             .seq = seq,
                             .n = batch * seq,
                             .d = cfg.d_model,
-                            .f = cfg.mlp_width(),
+                            .f = ballast::layers::mlp_hidden<P>(cfg),
                             .v = cfg.vocab,
                             .heads = cfg.n_heads,
                             .head_dim = cfg.head_dim(),

@@ -29,7 +29,7 @@ namespace
     /// refuses to compare a fixture against a set whose structure differs.
     struct expected_structure
     {
-        std::string norm, position, qk, attn_scale;
+        std::string norm, position, qk, attn_scale, activation;
         bool bias, tied, attn_cap, out_cap;
     };
 
@@ -51,6 +51,7 @@ namespace
         else if constexpr (std::is_same_v<Q, pol::qk_norm<pol::rms_norm, pol::qk_scope::full_width>>)
             e.qk = "rms_norm_full";
         e.attn_scale = S::parameterisation::name == std::string_view("mup_full") ? "dh" : "sqrt_dh";
+        e.activation = std::string(S::activation::name);
         e.bias = S::bias::enabled;
         e.tied = S::head::tied;
         e.attn_cap = S::attention_cap::active;
@@ -112,6 +113,8 @@ namespace
         REQUIRE(meta.at("qk") == want.qk);
         REQUIRE(meta.at("attn_scale") == want.attn_scale);
         REQUIRE(meta.at("bias") == want.bias);
+        // fixtures written before the activation key existed are GELU (tanh form)
+        REQUIRE(meta.value("activation", std::string("gelu_tanh")) == want.activation);
         REQUIRE(meta.at("tied") == want.tied);
         REQUIRE((meta.at("attn_soft_cap").get<double>() > 0) == want.attn_cap);
         REQUIRE((meta.at("output_soft_cap").get<double>() > 0) == want.out_cap);
@@ -218,6 +221,10 @@ TEMPLATE_TEST_CASE("the model matches the PyTorch reference on every fixture", "
     SECTION("qk_rms_full")
     {
         check_fixture<qk_rms_full_set, TestType>("qk_rms_full");
+    }
+    SECTION("swiglu (gated MLP: up [2F, d], F = round(2/3 * 4d))")
+    {
+        check_fixture<ballast::swiglu_recipe, TestType>("swiglu");
     }
     // The long_* fixtures must keep covering several panels, the last one partial, if the panel changes.
     static_assert(2 * ballast::transformer<ballast::paper_default, TestType>::attention_panel < 103 &&

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -72,9 +73,17 @@ namespace
     }
 } // namespace
 
+/// SwiGLU with every bias and a tied head: the gated MLP's 2F-wide up bias and the tied head together.
+struct swiglu_gpt2_like : ballast::gpt2_like
+{
+    static constexpr std::string_view name = "swiglu_gpt2_like";
+    using activation = ballast::policies::swiglu;
+};
+
 using all_policy_sets =
   std::tuple<ballast::paper_default, ballast::paper_baseline, ballast::no_zloss, ballast::gpt2_like,
-             ballast::mup_recipe, ballast::mup_full_recipe, ballast::soft_capped, ballast::forced_scale>;
+             ballast::mup_recipe, ballast::mup_full_recipe, ballast::soft_capped, ballast::forced_scale,
+             ballast::swiglu_recipe, swiglu_gpt2_like>;
 
 TEMPLATE_LIST_TEST_CASE("full-model gradient matches central finite differences in double",
                         "[model][gradcheck]", all_policy_sets)

@@ -1,6 +1,7 @@
 // Named policy sets (include/ballast/policies/policy_set.hpp): the shipped recipes are what the table says,
 // a derived recipe is a policy set, and an incomplete or misfit one is not.
 
+#include <cstddef>
 #include <string_view>
 #include <type_traits>
 
@@ -67,4 +68,25 @@ TEST_CASE("the shipped recipes differ from paper_default exactly where documente
     STATIC_REQUIRE(std::is_same_v<soft_capped::norm, policies::rms_norm>);
     STATIC_REQUIRE(std::is_same_v<forced_scale::qk, policies::forced_logit_scale>);
     STATIC_REQUIRE(std::is_same_v<forced_scale::output_loss, policies::cross_entropy>);
+    STATIC_REQUIRE(std::is_same_v<swiglu_recipe::activation, policies::swiglu>);
+    STATIC_REQUIRE(std::is_same_v<swiglu_recipe::qk, paper_default::qk>);
+    STATIC_REQUIRE(std::is_same_v<paper_default::activation, policies::gelu_tanh>);
+}
+
+TEST_CASE("the slot list names every slot once, and a set missing any one of them is not a policy set",
+          "[policies][sets]")
+{
+    using ballast::policy_slot_names;
+    CHECK(policy_slot_names.size() == 10);
+    CHECK(policy_slot_names.front() == "norm");
+    CHECK(policy_slot_names.back() == "activation");
+    for (std::size_t i = 0; i < policy_slot_names.size(); ++i)
+    {
+        for (std::size_t j = i + 1; j < policy_slot_names.size(); ++j)
+        {
+            CHECK(policy_slot_names[i] != policy_slot_names[j]);
+        }
+    }
+    // The concept is generated from the same list: the last slot is required too.
+    STATIC_REQUIRE(!ballast::policy_set<missing_a_slot>);
 }

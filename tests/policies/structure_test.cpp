@@ -1,5 +1,8 @@
-// Laws of the structural families (include/ballast/policies/structure.hpp): activation (a law suite over
-// activation_policies), bias and head (flags), from tests/support/policy_families.hpp.
+// Laws of the structural families (include/ballast/policies/structure.hpp), bias and head, over
+// bias_policies and head_policies (tests/support/policy_families.hpp): each policy's forward against a
+// plain double loop, its backward against central finite differences, the null bias as the identity, and
+// the head's gradient overwritten (untied) or accumulated (tied). The activation family has its own suite
+// (tests/policies/activation_test.cpp).
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +13,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <ballast/kernels/gelu.hpp>
 #include <ballast/policies/structure.hpp>
 
 #include "support/gradcheck.hpp"
@@ -20,17 +22,6 @@
 
 namespace
 {
-    /// GELU as printed in Hendrycks & Gimpel 2016, in long double: the form the policy names.
-    long double textbook_gelu(ballast::kernels::gelu_form form, long double x)
-    {
-        const long double pi = 3.141592653589793238462643383279502884L;
-        if (form == ballast::kernels::gelu_form::tanh)
-        {
-            return 0.5L * x * (1 + std::tanh(std::sqrt(2 / pi) * (x + 0.044715L * x * x * x)));
-        }
-        return 0.5L * x * (1 + std::erf(x / std::sqrt(2.0L)));
-    }
-
     template <class List>
     std::vector<std::string> names_of()
     {
@@ -45,59 +36,6 @@ namespace
     }
 } // namespace
 
-TEMPLATE_LIST_TEST_CASE("activation law: the model's activation kernel computes the form the policy names, "
-                        "vanishes at 0 and tends to max(x, 0)",
-                        "[policies][activation][laws]", ballast::test::activation_policies)
-{
-    using A = TestType;
-    INFO(A::name);
-    std::vector<double> x;
-    for (int i = -80; i <= 80; ++i)
-    {
-        x.push_back(i * 0.1);
-    }
-    x.push_back(-40.0);
-    x.push_back(40.0);
-    std::vector<double> y(x.size());
-    ballast::kernels::gelu_forward<A::form>(y.data(), x.data(), x.size());
-    for (std::size_t i = 0; i < x.size(); ++i)
-    {
-        INFO("x = " << x[i]);
-        BALLAST_CHECK_CLOSE(y[i], static_cast<double>(textbook_gelu(A::form, x[i])), double);
-        if (std::fabs(x[i]) >= 40.0)
-        {
-            CHECK(std::fabs(y[i] - std::max(x[i], 0.0)) <= 1e-12);
-        }
-    }
-    CHECK(y[80] == 0.0); // x = 0
-}
-
-TEMPLATE_LIST_TEST_CASE("activation law: the backward kernel equals central finite differences in double",
-                        "[policies][activation][laws][grad]", ballast::test::activation_policies)
-{
-    using A = TestType;
-    INFO(A::name);
-    auto g = ballast::test::rng(31);
-    const auto xv = ballast::test::uniform<double>(g, 41, -4.0, 4.0);
-    const auto wv = ballast::test::uniform<double>(g, 41, -1.0, 1.0);
-    std::vector<double> x(xv.begin(), xv.end()), w(wv.begin(), wv.end()), dx(x.size());
-    ballast::kernels::gelu_backward<A::form>(dx.data(), w.data(), x.data(), x.size());
-    ballast::test::check_gradient(
-      dx.data(),
-      [&]
-      {
-          std::vector<double> y(x.size());
-          ballast::kernels::gelu_forward<A::form>(y.data(), x.data(), x.size());
-          double l = 0;
-          for (std::size_t i = 0; i < y.size(); ++i)
-          {
-              l += w[i] * y[i];
-          }
-          return l;
-      },
-      x.data(), x.size());
-}
-
 TEST_CASE("each structural family has distinct names and exactly one null policy", "[policies][structure]")
 {
     using namespace ballast::test;
@@ -108,13 +46,108 @@ TEST_CASE("each structural family has distinct names and exactly one null policy
     { return std::apply([&](auto... p) { return (0 + ... + (pred(p) ? 1 : 0)); }, list); };
     CHECK(count(bias_policies{}, [](auto p) { return !decltype(p)::enabled; }) == 1);
     CHECK(count(head_policies{}, [](auto p) { return !decltype(p)::tied; }) == 1);
-    // the activation forms differ (the tanh and erf forms of GELU are distinct kernels)
-    CHECK(count(activation_policies{},
-                [](auto p) { return decltype(p)::form == ballast::kernels::gelu_form::tanh; }) == 1);
     std::apply([](auto... p) { STATIC_REQUIRE((ballast::policies::activation_policy<decltype(p)> && ...)); },
                activation_policies{});
     std::apply([](auto... p) { STATIC_REQUIRE((ballast::policies::bias_policy<decltype(p)> && ...)); },
                bias_policies{});
     std::apply([](auto... p) { STATIC_REQUIRE((ballast::policies::head_policy<decltype(p)> && ...)); },
                head_policies{});
+}
+
+TEMPLATE_LIST_TEST_CASE("bias law: forward adds the bias to every row when enabled and is the identity "
+                        "otherwise; backward accumulates column sums (= finite differences)",
+                        "[policies][bias][laws][grad]", ballast::test::bias_policies)
+{
+    using B = TestType;
+    INFO(B::name);
+    constexpr std::size_t rows = 5, cols = 11;
+    auto g = ballast::test::rng(41);
+    const auto yv = ballast::test::uniform<double>(g, rows * cols);
+    const auto bv = ballast::test::uniform<double>(g, cols);
+    const auto wv = ballast::test::uniform<double>(g, rows * cols);
+    const std::vector<double> y0(yv.begin(), yv.end()), w(wv.begin(), wv.end());
+    std::vector<double> b(bv.begin(), bv.end()), y = y0;
+    B::forward(y.data(), B::enabled ? b.data() : nullptr, rows, cols);
+    for (std::size_t r = 0; r < rows; ++r)
+    {
+        for (std::size_t c = 0; c < cols; ++c)
+        {
+            CHECK(y[r * cols + c] == y0[r * cols + c] + (B::enabled ? b[c] : 0.0));
+        }
+    }
+    if constexpr (B::enabled)
+    {
+        std::vector<double> db(cols, 0.5); // accumulates: starts from 0.5
+        B::backward(db.data(), w.data(), rows, cols);
+        for (auto& v : db)
+        {
+            v -= 0.5;
+        }
+        ballast::test::check_gradient(
+          db.data(),
+          [&]
+          {
+              std::vector<double> t = y0;
+              B::forward(t.data(), b.data(), rows, cols);
+              double l = 0;
+              for (std::size_t i = 0; i < t.size(); ++i)
+              {
+                  l += w[i] * t[i];
+              }
+              return l;
+          },
+          b.data(), cols);
+    }
+    else
+    {
+        B::backward(static_cast<double*>(nullptr), w.data(), rows, cols); // must not touch anything
+    }
+}
+
+TEMPLATE_LIST_TEST_CASE("head law: forward is f·headᵀ; backward gives df = dlogits·head and the head "
+                        "gradient (= finite differences), overwritten when untied and added when tied",
+                        "[policies][head][laws][grad]", ballast::test::head_policies)
+{
+    using H = TestType;
+    INFO(H::name);
+    constexpr std::size_t n = 4, v = 9, d = 6;
+    auto g = ballast::test::rng(42);
+    const auto fv = ballast::test::uniform<double>(g, n * d);
+    const auto hv = ballast::test::uniform<double>(g, v * d);
+    const auto wv = ballast::test::uniform<double>(g, n * v);
+    std::vector<double> f(fv.begin(), fv.end()), head(hv.begin(), hv.end()), w(wv.begin(), wv.end());
+    const auto loss = [&]
+    {
+        std::vector<double> logits(n * v);
+        H::forward(logits.data(), f.data(), head.data(), n, v, d);
+        double l = 0;
+        for (std::size_t i = 0; i < logits.size(); ++i)
+        {
+            l += w[i] * logits[i];
+        }
+        return l;
+    };
+    std::vector<double> logits(n * v);
+    H::forward(logits.data(), f.data(), head.data(), n, v, d);
+    for (std::size_t r = 0; r < n; ++r)
+    {
+        for (std::size_t j = 0; j < v; ++j)
+        {
+            double s = 0;
+            for (std::size_t k = 0; k < d; ++k)
+            {
+                s += f[r * d + k] * head[j * d + k];
+            }
+            BALLAST_CHECK_CLOSE(logits[r * v + j], s, double);
+        }
+    }
+    const double start = 0.25; // what the gradient buffer holds before (the embedding's share when tied)
+    std::vector<double> ghead(v * d, start), df(n * d, 99.0);
+    H::backward(ghead.data(), df.data(), w.data(), f.data(), head.data(), n, v, d);
+    for (auto& x : ghead)
+    {
+        x -= H::tied ? start : 0.0;
+    }
+    ballast::test::check_gradient(ghead.data(), loss, head.data(), head.size());
+    ballast::test::check_gradient(df.data(), loss, f.data(), f.size());
 }

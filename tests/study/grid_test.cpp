@@ -61,3 +61,29 @@ TEST_CASE("a recipe grid pairs every policy set with every optimizer", "[study][
     STATIC_REQUIRE(std::is_same_v<r1::policies, ballast::paper_default>);
     STATIC_REQUIRE(r1::optimizer::name == std::string_view("adamw_coupled"));
 }
+
+TEST_CASE("there is a setter for every slot of the slot list, each replacing exactly its slot",
+          "[study][grid]")
+{
+    using all = st::policy_variant<
+      ballast::paper_default, st::with_norm<"rms", pol::rms_norm>, st::with_position<"nopos", pol::no_position>,
+      st::with_qk<"noqk", pol::no_qk_control>, st::with_attention_cap<"acap", pol::tanh_soft_cap>,
+      st::with_output_loss<"ce", pol::cross_entropy>, st::with_output_cap<"ocap", pol::tanh_soft_cap>,
+      st::with_parameterisation<"mup", pol::mup_simple>, st::with_bias<"bias", pol::with_bias>,
+      st::with_head<"untied", pol::untied_head>, st::with_activation<"swiglu", pol::swiglu>>;
+    STATIC_REQUIRE(ballast::policy_set<all>);
+    STATIC_REQUIRE(ballast::policy_slot_names.size() == 10); // one setter above per slot
+    STATIC_REQUIRE(all::name == std::string_view("rms+nopos+noqk+acap+ce+ocap+mup+bias+untied+swiglu"));
+    STATIC_REQUIRE(std::is_same_v<all::norm, pol::rms_norm>);
+    STATIC_REQUIRE(std::is_same_v<all::position, pol::no_position>);
+    STATIC_REQUIRE(std::is_same_v<all::qk, pol::no_qk_control>);
+    STATIC_REQUIRE(std::is_same_v<all::attention_cap, pol::tanh_soft_cap>);
+    STATIC_REQUIRE(std::is_same_v<all::output_loss, pol::cross_entropy>);
+    STATIC_REQUIRE(std::is_same_v<all::output_cap, pol::tanh_soft_cap>);
+    STATIC_REQUIRE(std::is_same_v<all::parameterisation, pol::mup_simple>);
+    STATIC_REQUIRE(std::is_same_v<all::bias, pol::with_bias>);
+    STATIC_REQUIRE(std::is_same_v<all::head, pol::untied_head>);
+    STATIC_REQUIRE(std::is_same_v<all::activation, pol::swiglu>);
+    using gated = st::policy_variant<ballast::gpt2_like, st::with_activation<"swiglu", pol::swiglu>>;
+    STATIC_REQUIRE(std::is_same_v<gated::head, pol::tied_head>); // the rest inherited
+}

@@ -16,6 +16,7 @@
 #include <ballast/policies/parameterisation.hpp>
 #include <ballast/policies/position.hpp>
 #include <ballast/policies/structure.hpp>
+#include <ballast/policies/swiglu.hpp>
 
 namespace ballast::test
 {
@@ -72,7 +73,8 @@ namespace ballast::test
 
     using activation_policies = std::tuple<
         policies::gelu_tanh,
-        policies::gelu_erf>;
+        policies::gelu_erf,
+        policies::swiglu>;
 
     using bias_policies = std::tuple<
         policies::no_bias,

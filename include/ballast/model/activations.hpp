@@ -28,6 +28,7 @@ namespace ballast
     {
         std::size_t batch = 0, seq = 0; ///< B, T
         std::size_t d = 0, f = 0, v = 0, heads = 0, layers = 0;
+        std::size_t up = 1;      ///< u: up-projection rows per MLP hidden unit (the activation's up_factor)
         std::size_t threads = 1; ///< P: one attention-gradient scratch per thread of the team
         bool attn_cap = false;   ///< the policy set caps attention logits (capped logits are kept)
         std::size_t rows() const noexcept { return batch * seq; }
@@ -105,7 +106,7 @@ namespace ballast
         { act::att,      "att",      activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.d; },                   "attention output, heads concatenated" },
         { act::m,        "m",        activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.d; },                   "MLP norm output" },
         { act::m_stats,  "m_stats",  activation_slices::per_block,    [](const activation_dims& s) { return 2 * s.rows(); },                     "MLP norm mean, rstd" },
-        { act::up,       "up",       activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.f; },                   "MLP pre-activation" },
+        { act::up,       "up",       activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.up * s.f; },           "MLP pre-activation (u·F wide)" },
         { act::mlp_act,  "mlp_act",  activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.f; },                   "MLP post-activation" },
         { act::f,        "f",        activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.d; },                   "final norm output" },
         { act::f_stats,  "f_stats",  activation_slices::once,         [](const activation_dims& s) { return 2 * s.rows(); },                     "final norm mean, rstd" },
@@ -118,7 +119,7 @@ namespace ballast
         { act::datt,     "datt",     activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.d; },                   "backward: d loss / d attention output" },
         { act::dqkv,     "dqkv",     activation_slices::once,         [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "backward: qkv gradient after qk control and RoPE" },
         { act::dqkv_raw, "dqkv_raw", activation_slices::once,         [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "backward: qkv gradient before qk control" },
-        { act::dup,      "dup",      activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.f; },                   "backward: MLP gradient" },
+        { act::dup,      "dup",      activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.up * s.f; },           "backward: MLP gradient (u·F wide)" },
         { act::dscratch, "dscratch", activation_slices::once,         [](const activation_dims& s) { return s.threads * s.seq * s.seq; },        "backward: one T×T attention gradient per thread" },
     } };
     // clang-format on
@@ -163,9 +164,10 @@ namespace ballast
     /// Elements of every buffer at `s` (without alignment padding): the memory formula. Summed over the
     /// table, with c = 2 with an attention soft-cap else 1, it is (tests/model/activations_test.cpp)
     ///
-    ///       L·(11·N·d + 2·N·F + 4·N + 4·H·N + c·B·H·T²)   per block: residuals, norms, qkv, attention, MLP
-    ///     + 2·N·d + 2·N·V + 4·N                          final residual and norm, logits and dlogits, log Z
-    ///     + 9·N·d + N·F + P·T²                           backward scratch
+    ///       L·(11·N·d + (u+1)·N·F + 4·N + 4·H·N + c·B·H·T²)   per block: residuals, norms, qkv, attention, MLP
+    ///     + 2·N·d + 2·N·V + 4·N                              final residual and norm, logits and dlogits, log Z
+    ///     + 9·N·d + u·N·F + P·T²                             backward scratch
+    /// (u = the activation's up_factor: 1 for GELU, 2 for a gated unit).
     inline std::size_t activation_elements(const activation_dims& s) noexcept
     {
         std::size_t total = 0;

@@ -14,8 +14,6 @@
 
 #include <cstddef>
 
-#include <ballast/core/parallel.hpp>
-#include <ballast/kernels/elementwise.hpp>
 #include <ballast/model/activations.hpp>
 #include <ballast/model/config.hpp>
 #include <ballast/model/recorder.hpp>
@@ -67,33 +65,26 @@ namespace ballast::layers
         }
     };
 
-    /// y[r, :] += bias for every row.
+    /// y[r, :] += bias for every row (policies::with_bias::forward; for layers that test the bias flag).
     template <class T>
     void add_bias(T* y, const T* bias, std::size_t rows, std::size_t cols)
     {
-        parallel_for(rows, 64,
-                     [&](std::size_t r0, std::size_t r1)
-                     {
-                         for (std::size_t r = r0; r < r1; ++r)
-                         {
-                             kernels::axpy(y + r * cols, bias, T(1), cols);
-                         }
-                     });
+        policies::with_bias::forward(y, bias, rows, cols);
     }
 
-    /// db[j] += Σ_r dy[r, j], rows summed in order (deterministic), columns split across threads: the
-    /// backward of add_bias.
+    /// db[j] += Σ_r dy[r, j], rows summed in order (deterministic): the backward of add_bias.
     template <class T>
     void accumulate_column_sums(T* db, const T* dy, std::size_t rows, std::size_t cols)
     {
-        parallel_for(cols, 256,
-                     [&](std::size_t c0, std::size_t c1)
-                     {
-                         for (std::size_t r = 0; r < rows; ++r)
-                         {
-                             kernels::axpy(db + c0, dy + r * cols + c0, T(1), c1 - c0);
-                         }
-                     });
+        policies::with_bias::backward(db, dy, rows, cols);
+    }
+
+    /// The MLP hidden width F of policy set P for `cfg`: the activation's hidden_width of mlp_ratio·d
+    /// (the up projection has P::activation::up_factor·F rows).
+    template <policy_set P>
+    std::size_t mlp_hidden(const model_config& cfg) noexcept
+    {
+        return P::activation::hidden_width(cfg.mlp_width());
     }
 } // namespace ballast::layers
 

@@ -4,28 +4,19 @@
 /// @file
 /// The output layer, as a forward/backward pair:
 ///
-///     x[L] ─► final norm ─► head GEMM ─► output cap ─► cross-entropy (+ z-loss) ─► loss
+///     x[L] ─► final norm ─► head (P::head) ─► output cap ─► loss (P::output_loss) ─► loss
+///
+/// The head and the loss are policies with behaviour (policies/structure.hpp, policies/output.hpp): this
+/// file only wires their buffers.
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
 #include <ballast/core/profile.hpp>
-#include <ballast/kernels/cross_entropy.hpp>
 #include <ballast/kernels/gemm.hpp>
 #include <ballast/model/layer.hpp>
-
-namespace ballast
-{
-    /// The loss of one forward pass, averaged over tokens. `loss = ce + aux`; `aux` is the z-loss part
-    /// (0 when the policy set has none).
-    struct loss_parts
-    {
-        double loss = 0;
-        double ce = 0;
-        double aux = 0;
-    };
-} // namespace ballast
+#include <ballast/policies/output.hpp>
 
 namespace ballast::layers
 {
@@ -40,25 +31,23 @@ namespace ballast::layers
         T* f_stats = c.act(act::f_stats);
         T* logits = c.act(act::logits);
         const T* lse = c.act(act::lse);
-        const T* row_loss = c.act(act::row_loss);
         BALLAST_PROFILE_MARK("norm");
         P::norm::forward(fo, d, f_stats, f_stats + n, c.act(act::res, c.layers), d, w.final_scale,
                          w.final_bias, n, d, c.eps);
         BALLAST_PROFILE_MARK("head");
-        kernels::gemm(kernels::gemm_layout::nt, n, v, d, fo, d, w.head, d, T(0), logits, v);
+        P::head::forward(logits, fo, w.head, n, v, d);
         BALLAST_PROFILE_MARK("loss");
         P::output_cap::forward(logits, n * v, c.cfg.output_soft_cap);
-
-        const double coef = P::output_loss::zloss_coef(c.cfg);
-        kernels::cross_entropy_rows(
-          c.act(act::row_loss), c.act(act::lse), want_grad ? c.act(act::dlogits) : nullptr, logits,
-          targets.data(), static_cast<T>(1.0 / static_cast<double>(n)), static_cast<T>(coef), n, v, v);
-        double total = 0, zsum = 0;
-        for (std::size_t r = 0; r < n; ++r) // fixed order: deterministic
-        {
-            total += static_cast<double>(row_loss[r]);
-            zsum += static_cast<double>(lse[r]) * static_cast<double>(lse[r]);
-        }
+        const loss_parts out = P::output_loss::forward(policies::loss_args<T>{ .cfg = c.cfg,
+                                                                               .logits = logits,
+                                                                               .targets = targets.data(),
+                                                                               .rows = n,
+                                                                               .vocab = v,
+                                                                               .lse = c.act(act::lse),
+                                                                               .row_loss = c.act(act::row_loss),
+                                                                               .dlogits = want_grad
+                                                                                            ? c.act(act::dlogits)
+                                                                                            : nullptr });
         if constexpr (Diag::enabled)
         {
             if (c.diag.recording)
@@ -67,10 +56,6 @@ namespace ballast::layers
                 c.diag.record_output(lse, logits, n, v);
             }
         }
-        loss_parts out;
-        out.loss = total / static_cast<double>(n);
-        out.aux = coef * zsum / static_cast<double>(n);
-        out.ce = out.loss - out.aux;
         return out;
     }
 
@@ -89,9 +74,7 @@ namespace ballast::layers
         BALLAST_PROFILE_MARK("loss");
         P::output_cap::backward(dlogits, c.act(act::logits), n * v, c.cfg.output_soft_cap);
         BALLAST_PROFILE_MARK("head");
-        kernels::gemm(kernels::gemm_layout::tn, v, d, n, dlogits, v, c.act(act::f), d,
-                      P::head::tied ? T(1) : T(0), g.head, d); // a tied head adds to the embedding gradient
-        kernels::gemm(kernels::gemm_layout::nn, n, d, v, dlogits, v, w.head, d, T(0), dtmp, d);
+        P::head::backward(g.head, dtmp, dlogits, c.act(act::f), w.head, n, v, d);
         BALLAST_PROFILE_MARK("norm");
         P::norm::backward(c.act(act::dres), d, g.final_scale, g.final_bias, dtmp, d,
                           c.act(act::res, c.layers), d, w.final_scale, f_stats, f_stats + n, n, d);

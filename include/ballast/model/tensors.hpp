@@ -128,7 +128,8 @@ namespace ballast
         void build()
         {
             using policies::param_role;
-            const std::size_t d = m_cfg.d_model, f = m_cfg.mlp_width(), v = m_cfg.vocab, L = m_cfg.n_layers;
+            const std::size_t d = m_cfg.d_model, f = layers::mlp_hidden<P>(m_cfg), v = m_cfg.vocab, L = m_cfg.n_layers;
+            const std::size_t fu = P::activation::up_factor * f; // up-projection rows
             m_outer.embed = add("embed", { v, d }, param_role::embedding, 0, L);
             if constexpr (P::position::has_table)
             {
@@ -157,10 +158,10 @@ namespace ballast
                     b.out_b = add(p + ".attn.out.bias", { d }, param_role::bias, 0, l);
                 }
                 add_norm(p + ".mlp_norm", l, b.mlp_scale, b.mlp_bias);
-                b.up_w = add(p + ".mlp.up.weight", { f, d }, param_role::matrix, d, l);
+                b.up_w = add(p + ".mlp.up.weight", { fu, d }, param_role::matrix, d, l);
                 if constexpr (P::bias::enabled)
                 {
-                    b.up_b = add(p + ".mlp.up.bias", { f }, param_role::bias, 0, l);
+                    b.up_b = add(p + ".mlp.up.bias", { fu }, param_role::bias, 0, l);
                 }
                 b.down_w = add(p + ".mlp.down.weight", { d, f }, param_role::matrix, f, l);
                 if constexpr (P::bias::enabled)

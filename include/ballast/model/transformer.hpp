@@ -78,16 +78,13 @@ namespace ballast
     public:
         using policy_set_type = P;
         using value_type = T;
-        using Norm = typename P::norm;
-        using Position = typename P::position;
-        using QK = typename P::qk;
-        using AttnCap = typename P::attention_cap;
-        using OutLoss = typename P::output_loss;
-        using OutCap = typename P::output_cap;
-        using Param = typename P::parameterisation;
+        /// One alias per slot of the policy set, from the slot list (policies/policy_set.hpp):
+        /// `norm_policy`, `position_policy`, …, `activation_policy`.
+#define BALLAST_TRANSFORMER_SLOT_ALIAS(slot, concept_) using slot##_policy = typename P::slot;
+        BALLAST_POLICY_SLOTS(BALLAST_TRANSFORMER_SLOT_ALIAS)
+#undef BALLAST_TRANSFORMER_SLOT_ALIAS
         static constexpr bool has_bias = P::bias::enabled;
         static constexpr bool tied = P::head::tied;
-        static constexpr kernels::gelu_form gelu = P::activation::form;
         static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
         /// See layers::attention_parallel_work and layers::attention_panel (model/attention.hpp).
         static constexpr std::size_t attention_parallel_work = layers::attention_parallel_work;
@@ -97,8 +94,8 @@ namespace ballast
         /// Parameters start at zero: call init(seed) or load(path).
         explicit transformer(const model_config& cfg)
           : m_cfg(validated(cfg))
-          , m_rope(Position::template make_state<T>(m_cfg))
-          , m_qk(QK::template make_state<T>(m_cfg))
+          , m_rope(position_policy::template make_state<T>(m_cfg))
+          , m_qk(qk_policy::template make_state<T>(m_cfg))
           , m_tensors(m_cfg)
         {
             m_params.assign(m_tensors.layout().total(), T(0));
@@ -244,12 +241,13 @@ namespace ballast
             s.batch = batch;
             s.seq = seq;
             s.d = m_cfg.d_model;
-            s.f = m_cfg.mlp_width();
+            s.f = layers::mlp_hidden<P>(m_cfg);
+            s.up = P::activation::up_factor;
             s.v = m_cfg.vocab;
             s.heads = m_cfg.n_heads;
             s.layers = m_cfg.n_layers;
             s.threads = static_cast<std::size_t>(num_threads());
-            s.attn_cap = AttnCap::active;
+            s.attn_cap = attention_cap_policy::active;
             return s;
         }
 
@@ -260,7 +258,7 @@ namespace ballast
                             .seq = seq,
                             .n = batch * seq,
                             .d = m_cfg.d_model,
-                            .f = m_cfg.mlp_width(),
+                            .f = layers::mlp_hidden<P>(m_cfg),
                             .v = m_cfg.vocab,
                             .heads = m_cfg.n_heads,
                             .head_dim = m_cfg.head_dim(),
@@ -385,8 +383,8 @@ namespace ballast
         }
 
         model_config m_cfg;
-        typename Position::template state<T> m_rope;
-        typename QK::template state<T> m_qk;
+        typename position_policy::template state<T> m_rope;
+        typename qk_policy::template state<T> m_qk;
         model_tensors<P, T> m_tensors;
         aligned_vector<T> m_params, m_grads;
         activation_store<T> m_act;

@@ -21,22 +21,45 @@
 /// | `mup_full_recipe` | layer_norm      | rope     | qk LayerNorm per head | none     | z_loss | none    | mup_full   | no   | untied |
 /// | `soft_capped`     | rms_norm        | rope     | none                  | tanh     | z_loss | tanh    | standard   | no   | untied |
 /// | `forced_scale`    | layer_norm      | rope     | forced √κ RMS         | none     | CE     | none    | standard   | no   | untied |
+/// | `swiglu_recipe`   | layer_norm      | rope     | qk LayerNorm per head | none     | z_loss | none    | standard   | no   | untied |
 ///
-/// All use GELU (tanh form) and the paper's defaults for every number (model_config).
+/// All use GELU (tanh form) except `swiglu_recipe` (SwiGLU, policies/swiglu.hpp), and the paper's defaults
+/// for every number (model_config).
 
+#include <array>
 #include <string_view>
 #include <type_traits>
 
+#include <ballast/policies/activation.hpp>
 #include <ballast/policies/attention.hpp>
 #include <ballast/policies/norm.hpp>
 #include <ballast/policies/output.hpp>
 #include <ballast/policies/parameterisation.hpp>
 #include <ballast/policies/position.hpp>
 #include <ballast/policies/structure.hpp>
+#include <ballast/policies/swiglu.hpp>
+
+/// The slot list, declared once: X(slot, concept) for every slot of a policy set, in table order. The
+/// `policy_set` concept, `policy_slot_names`, the study's grid setters (`with_<slot>`, study/grid.hpp) and
+/// the model's aliases (`transformer<P>::<slot>_policy`) are all generated from it; a new slot is one line
+/// here (plus its family header).
+#define BALLAST_POLICY_SLOTS(X)                                                                              \
+    X(norm, norm_policy)                                                                                     \
+    X(position, position_policy)                                                                             \
+    X(qk, qk_policy)                                                                                         \
+    X(attention_cap, soft_cap_policy)                                                                        \
+    X(output_loss, output_loss_policy)                                                                       \
+    X(output_cap, soft_cap_policy)                                                                           \
+    X(parameterisation, param_policy)                                                                        \
+    X(bias, bias_policy)                                                                                     \
+    X(head, head_policy)                                                                                     \
+    X(activation, activation_policy)
 
 namespace ballast
 {
-    /// A complete policy set: every slot present and each a model of its family's concept.
+#define BALLAST_POLICY_SET_SLOT(slot, concept_) &&policies::concept_<typename S::slot>
+    /// A complete policy set: a name and every slot of BALLAST_POLICY_SLOTS present, each a model of its
+    /// family's concept.
     template <class S>
     concept policy_set = requires
     {
@@ -44,12 +67,13 @@ namespace ballast
             S::name
             } -> std::convertible_to<std::string_view>;
     }
-    &&policies::norm_policy<typename S::norm>&& policies::position_policy<typename S::position>&&
-      policies::qk_policy<typename S::qk>&& policies::soft_cap_policy<typename S::attention_cap>&&
-        policies::output_loss_policy<typename S::output_loss>&&
-          policies::soft_cap_policy<typename S::output_cap>&&
-            policies::param_policy<typename S::parameterisation>&& policies::bias_policy<typename S::bias>&&
-              policies::head_policy<typename S::head>&& policies::activation_policy<typename S::activation>;
+    BALLAST_POLICY_SLOTS(BALLAST_POLICY_SET_SLOT);
+#undef BALLAST_POLICY_SET_SLOT
+
+#define BALLAST_POLICY_SLOT_NAME(slot, concept_) std::string_view(#slot),
+    /// The slot names, in BALLAST_POLICY_SLOTS order.
+    inline constexpr std::array policy_slot_names{ BALLAST_POLICY_SLOTS(BALLAST_POLICY_SLOT_NAME) };
+#undef BALLAST_POLICY_SLOT_NAME
 
     /// Combinations that compile but make no sense fail here with a readable message.
     template <policy_set S>
@@ -138,9 +162,16 @@ namespace ballast
         using output_loss = policies::cross_entropy;
     };
 
+    /// The paper's default recipe with a SwiGLU MLP (Shazeer 2020) of hidden width round(2/3·mlp_ratio·d).
+    struct swiglu_recipe : paper_default
+    {
+        static constexpr std::string_view name = "swiglu_recipe";
+        using activation = policies::swiglu;
+    };
+
     static_assert(policy_set<paper_default> && policy_set<paper_baseline> && policy_set<no_zloss> &&
                   policy_set<gpt2_like> && policy_set<mup_recipe> && policy_set<mup_full_recipe> &&
-                  policy_set<soft_capped> && policy_set<forced_scale>);
+                  policy_set<soft_capped> && policy_set<forced_scale> && policy_set<swiglu_recipe>);
 } // namespace ballast
 
 #endif

@@ -24,7 +24,7 @@ namespace ballast
     /// Every named policy set ballast ships.
     inline constexpr auto shipped_policy_sets =
       boost::hana::tuple_t<paper_default, paper_baseline, no_zloss, gpt2_like, mup_recipe, mup_full_recipe,
-                           soft_capped, forced_scale>;
+                           soft_capped, forced_scale, swiglu_recipe>;
 
     /// Names of the shipped policy sets, in registry order.
     inline std::vector<std::string> policy_set_names()

@@ -82,10 +82,15 @@ namespace ballast::study
         };
     } // namespace detail
 
-#define BALLAST_STUDY_SETTER(setter, slot)                                                                   \
+    /// Setters: `with_<slot><Label, Policy>` replaces one slot of a policy set (Policy must model the
+    /// slot's concept), contributing `Label` to the variant's name. One per slot of BALLAST_POLICY_SLOTS
+    /// (policies/policy_set.hpp): with_norm, with_position, with_qk, with_attention_cap, with_output_loss,
+    /// with_output_cap, with_parameterisation, with_bias, with_head, with_activation.
+#define BALLAST_STUDY_SETTER(slot, concept_)                                                                 \
     template <fixed_string Label, class Policy>                                                              \
-    struct setter                                                                                            \
+    struct with_##slot                                                                                       \
     {                                                                                                        \
+        static_assert(policies::concept_<Policy>, "with_" #slot ": Policy is not a " #concept_);           \
         static constexpr std::string_view label = Label.view();                                              \
         template <class S>                                                                                   \
         struct apply : S                                                                                     \
@@ -93,15 +98,7 @@ namespace ballast::study
             using slot = Policy;                                                                             \
         };                                                                                                   \
     };
-
-    /// Setters: replace one slot of a policy set, contributing `Label` to the variant's name.
-    BALLAST_STUDY_SETTER(with_norm, norm)
-    BALLAST_STUDY_SETTER(with_position, position)
-    BALLAST_STUDY_SETTER(with_qk, qk)
-    BALLAST_STUDY_SETTER(with_attention_cap, attention_cap)
-    BALLAST_STUDY_SETTER(with_output_loss, output_loss)
-    BALLAST_STUDY_SETTER(with_output_cap, output_cap)
-    BALLAST_STUDY_SETTER(with_parameterisation, parameterisation)
+    BALLAST_POLICY_SLOTS(BALLAST_STUDY_SETTER)
 #undef BALLAST_STUDY_SETTER
 
     namespace detail
