@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 case "$seconds" in '' | *[!0-9]* | 0) echo "fuzz.sh: seconds must be a positive integer, got '$seconds'" >&2; exit 2 ;; esac
+tools/setup.sh fuzz
 command -v clang++-14 >/dev/null || { echo "fuzz.sh: clang++-14 not found (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_tokens fuzz_jsonl fuzz_config fuzz_study_size)

@@ -3,6 +3,7 @@
 #   tools/setup.sh            build + test dependencies
 #   tools/setup.sh bench      also the benchmark dependencies (Google Benchmark, OpenBLAS peer)
 #   tools/setup.sh study      also the main job's dependencies (corpus, plotting)
+#   tools/setup.sh fuzz       also clang-14 and its sanitizer/libFuzzer runtime (tools/fuzz.sh)
 set -euo pipefail
 
 # Why each package is here: see README.md, "Dependencies".
@@ -13,7 +14,8 @@ for group in "$@"; do
     bench) packages+=(libbenchmark-dev libopenblas-dev python3) ;;
     study) packages+=(fortunes python3 python3-numpy python3-matplotlib) ;;
     fixtures) packages+=(python3 python3-numpy python3-torch) ;;
-    *) echo "setup.sh: unknown group '$group' (known: bench, study, fixtures)" >&2; exit 2 ;;
+    fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+    *) echo "setup.sh: unknown group '$group' (known: bench, study, fixtures, fuzz)" >&2; exit 2 ;;
     esac
 done
 
