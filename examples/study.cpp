@@ -70,15 +70,15 @@ namespace
             total += sec;
             std::printf("  %-34s %-12s %9.2e %6zu %6zu %9.3g %9.3g %6s %10s\n",
                         (r.recipe_name + " " + r.optimizer).c_str(), r.size.label().c_str(), r.lr, r.warmup,
-                        r.steps, r.weight_decay, r.eps, "", ballast::cli::format_duration(sec).c_str());
+                        r.steps, r.weight_decay, r.eps, "", ballast::cli::human_duration(sec).c_str());
         }
         const double wall =
           ballast::cli::study_wall_seconds(total, runner.runs().size(), st_cfg.jobs, st_cfg.threads_per_run);
         std::printf("%zu runs, estimated %s of single-thread compute, about %s wall-clock here (jobs %d, %d "
                     "thread(s) per run; cost model fitted on this project's development machine, see "
                     "examples/support/estimate.hpp)\n",
-                    runner.runs().size(), ballast::cli::format_duration(total).c_str(),
-                    ballast::cli::format_duration(wall).c_str(), st_cfg.jobs, st_cfg.threads_per_run);
+                    runner.runs().size(), ballast::cli::human_duration(total).c_str(),
+                    ballast::cli::human_duration(wall).c_str(), st_cfg.jobs, st_cfg.threads_per_run);
         return 0;
     }
 

@@ -155,7 +155,7 @@ namespace
           r.train_seconds);
         std::printf("metrics: %s%s%s\n", cfg.metrics_path.c_str(),
                     o.diagnostics ? "  (plots: python3 tools/plot_run.py " : "",
-                    o.diagnostics ? (cfg.metrics_path + ")").c_str() : "");
+                    o.diagnostics ? (o.out + ")").c_str() : "");
         return 0;
     }
 } // namespace

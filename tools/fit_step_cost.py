@@ -6,15 +6,16 @@ Usage:
 
 Model (examples/support/estimate.hpp): seconds per step = batch * seq * (a * F + b) with
 F = 6 N + 12 L seq d FLOPs per token, N = L (4 + 2 mlp_ratio) d^2 + 2 vocab d. Runs `train --threads 1`
-once per size (batch 8, seq 64, vocab 256, no evaluation in between), reads train_seconds from the `end`
-line of its metrics.jsonl, and prints one line per size and the least-squares a and b (with the relative
-error of each point). Paste a and b into estimate.hpp with the machine and the date.
+once per size (batch 8, seq 64, vocab 256, no evaluation in between) and once with 1 step (the fixed cost:
+corpus, initialisation, evaluations), and measures the CPU time (user + system) of each process, not the
+wall-clock time: on a machine loaded by other work, a 1-thread run's CPU time is what it would take alone.
+Prints one line per size and the least-squares a and b (with the relative error of each point). Paste a and b into estimate.hpp with the machine and the date.
 Dependencies: python3 standard library.
 """
 import argparse
-import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,13 @@ def main():
         return 2
     batch, seq = 8, 64
     points = []
+
+    def cpu_seconds(argv):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
     with tempfile.TemporaryDirectory() as tmp:
         for label in args.sizes.split(","):
             m = re.fullmatch(r"d(\d+)_L(\d+)_H(\d+)", label)
@@ -45,14 +53,14 @@ def main():
                 print(f"fit_step_cost: error: bad size '{label}'", file=sys.stderr)
                 return 2
             d, layers, heads = map(int, m.groups())
-            out = os.path.join(tmp, label)
-            subprocess.run([args.train, "--threads", "1", "--d-model", str(d), "--n-layers", str(layers),
-                            "--n-heads", str(heads), "--steps", str(args.steps), "--warmup", "1", "--batch",
-                            str(batch), "--seq", str(seq), "--eval-interval", "0", "--eval-batches", "1",
-                            "--out", out], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            with open(os.path.join(out, "metrics.jsonl")) as f:
-                end = [json.loads(line) for line in f if '"type":"end"' in line.replace(" ", "")][-1]
-            sec_per_token = end["train_seconds"] / (args.steps * batch * seq)
+            def run(steps, tag):
+                return cpu_seconds([args.train, "--threads", "1", "--d-model", str(d), "--n-layers", str(layers),
+                                    "--n-heads", str(heads), "--steps", str(steps), "--warmup", "1", "--batch",
+                                    str(batch), "--seq", str(seq), "--eval-interval", "0", "--eval-batches",
+                                    "1", "--out", os.path.join(tmp, label + tag)])
+            fixed = run(1, "_1")
+            full = run(args.steps, "")
+            sec_per_token = max(full - fixed, 1e-9) / ((args.steps - 1) * batch * seq)
             points.append((label, flops_per_token(d, layers, seq), sec_per_token))
             print(f"{label:12s} F/token {points[-1][1]:.3e}  {sec_per_token * 1e6:.3f} us/token", flush=True)
     # Least squares y = a F + b.

@@ -103,7 +103,11 @@ namespace ballast::cli
             std::string out;
             for (const char c : s)
             {
-                out += c == '|' ? std::string("\\|") : c == '\n' ? std::string("<br>") : std::string(1, c);
+                out += c == '|'    ? std::string("\\|")
+                       : c == '<'  ? std::string("&lt;")
+                       : c == '>'  ? std::string("&gt;")
+                       : c == '\n' ? std::string("<br>")
+                                   : std::string(1, c);
             }
             return out;
         };
@@ -126,7 +130,7 @@ namespace ballast::cli
                     continue;
                 }
                 std::string name = opt->get_name(false, true);
-                const std::string type = opt->get_type_name();
+                const std::string type = opt->get_type_size_max() == 0 ? "flag" : opt->get_type_name();
                 out += "| `" + cell(name) + "` | " + (type.empty() ? "" : "`" + cell(type) + "`") + " | " +
                        (opt->get_default_str().empty() ? "" : "`" + cell(opt->get_default_str()) + "`") +
                        " | " + cell(opt->get_description()) + " |\n";

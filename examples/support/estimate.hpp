@@ -10,10 +10,13 @@
 //   N = L * (4 + 2 * mlp_ratio) * d^2 + 2 * vocab * d                      (blocks, embedding, unembedding)
 //
 // `a` (seconds per FLOP) and `b` (seconds per token: data, norms, softmax, optimizer per token) were fitted
-// by least squares on 1-thread `train` runs (tools/fit_step_cost.py measures and fits them).
-// Measured on the development machine (2 cores, x86-64 with AVX2, GCC 12 -O3 -march=native) on
-// 2026-12-01, while ~5 other builds ran on it: the machine was loaded, so the constants are pessimistic
-// for an idle machine and the estimate is a rough guide (a factor of 2 either way).
+// by least squares on 1-thread `train` runs (tools/fit_step_cost.py measures and fits them): paper_default
+// + AdamW, batch 8 x seq 64, 60 steps, sizes d32_L2_H2, d64_L2_H4, d128_L2_H8, d128_L4_H8 (fit errors
+// +3%, -11%, +7%, -2%). Measured on 2026-12-01 on the project's development machine (2-core Zen 5 VM,
+// GCC 12 -O3 -march=native) while ~5 other engineers were compiling on it: the machine was loaded, so the
+// fit uses each run's CPU time (user + system), which for one thread approximates its time alone; the
+// wall-clock estimate assumes the cores are free. Check: the default study (56 runs) is estimated at
+// about 2 min on 2 cores; it took 2 min 20 s on the idle machine (README).
 
 #include <algorithm>
 #include <cstddef>
@@ -28,8 +31,8 @@ namespace ballast::cli
 {
     struct step_cost_model
     {
-        double seconds_per_flop = 1.0e-10; ///< a
-        double seconds_per_token = 2.0e-6; ///< b
+        double seconds_per_flop = 7.59e-12; ///< a
+        double seconds_per_token = 1.44e-6; ///< b
     };
 
     /// The constants measured on the development machine (see the file comment).
@@ -68,7 +71,7 @@ namespace ballast::cli
     }
 
     /// "42 s", "7.5 min", "3.2 h".
-    inline std::string format_duration(double s)
+    inline std::string human_duration(double s)
     {
         char buf[32];
         if (s < 90)
