@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 
 #include <boost/hana/tuple.hpp>
 
@@ -74,11 +75,13 @@ namespace
         }
         const double wall =
           ballast::cli::study_wall_seconds(total, runner.runs().size(), st_cfg.jobs, st_cfg.threads_per_run);
-        std::printf("%zu runs, estimated %s of single-thread compute, about %s wall-clock here (jobs %d, %d "
+        std::printf("%zu runs, estimated %s of single-thread compute, about %s wall-clock here (%d jobs, %d "
                     "thread(s) per run; cost model fitted on this project's development machine, see "
                     "examples/support/estimate.hpp)\n",
                     runner.runs().size(), ballast::cli::human_duration(total).c_str(),
-                    ballast::cli::human_duration(wall).c_str(), st_cfg.jobs, st_cfg.threads_per_run);
+                    ballast::cli::human_duration(wall).c_str(),
+                    st_cfg.jobs > 0 ? st_cfg.jobs : static_cast<int>(std::thread::hardware_concurrency()),
+                    st_cfg.threads_per_run);
         return 0;
     }
 

@@ -9,14 +9,14 @@
 //                                                                           and backward, plus attention)
 //   N = L * (4 + 2 * mlp_ratio) * d^2 + 2 * vocab * d                      (blocks, embedding, unembedding)
 //
-// `a` (seconds per FLOP) and `b` (seconds per token: data, norms, softmax, optimizer per token) were fitted
-// by least squares on 1-thread `train` runs (tools/fit_step_cost.py measures and fits them): paper_default
-// + AdamW, batch 8 x seq 64, 60 steps, sizes d32_L2_H2, d64_L2_H4, d128_L2_H8, d128_L4_H8 (fit errors
-// +3%, -11%, +7%, -2%). Measured on 2026-12-01 on the project's development machine (2-core Zen 5 VM,
-// GCC 12 -O3 -march=native) while ~5 other engineers were compiling on it: the machine was loaded, so the
-// fit uses each run's CPU time (user + system), which for one thread approximates its time alone; the
-// wall-clock estimate assumes the cores are free. Check: the default study (56 runs) is estimated at
-// about 2 min on 2 cores; it took 2 min 20 s on the idle machine (README).
+// `a` (seconds per FLOP) and `b` (seconds per token: data, norms, softmax, optimizer per token) were
+// fitted by least squares on 1-thread `train` runs (tools/fit_step_cost.py measures and fits them):
+// paper_default + AdamW, batch 8 x seq 64, 60 steps, sizes d32_L2_H2, d64_L2_H4, d128_L2_H8, d128_L4_H8
+// (fit errors +3%, -11%, +7%, -2%). Measured on 2026-12-01 on the project's development machine (a
+// 2-core AMD EPYC VM with AVX-512, GCC 12 -O3 -march=native) while ~5 other engineers were compiling on
+// it: the machine was loaded, so the fit uses each run's CPU time (user + system), which for one thread
+// approximates its time alone; the wall-clock estimate assumes the cores are free. Check: the default
+// study (56 runs) is estimated at about 2 min on 2 cores; it took 2 min 20 s on the idle machine (README).
 
 #include <algorithm>
 #include <cstddef>
@@ -70,11 +70,15 @@ namespace ballast::cli
         return cpu_seconds / cores;
     }
 
-    /// "42 s", "7.5 min", "3.2 h".
+    /// "0.4 s", "42 s", "7.5 min", "3.2 h".
     inline std::string human_duration(double s)
     {
         char buf[32];
-        if (s < 90)
+        if (s < 10)
+        {
+            std::snprintf(buf, sizeof buf, "%.1f s", s);
+        }
+        else if (s < 90)
         {
             std::snprintf(buf, sizeof buf, "%.0f s", s);
         }
