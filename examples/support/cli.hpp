@@ -130,7 +130,8 @@ namespace ballast::cli
                     continue;
                 }
                 std::string name = opt->get_name(false, true);
-                const std::string type = opt->get_type_size_max() == 0 ? "flag" : opt->get_type_name();
+                std::string type = opt->get_type_name();
+                type = type.empty() ? "flag" : opt->get_expected_max() > 1 ? type + ",..." : type;
                 out += "| `" + cell(name) + "` | " + (type.empty() ? "" : "`" + cell(type) + "`") + " | " +
                        (opt->get_default_str().empty() ? "" : "`" + cell(opt->get_default_str()) + "`") +
                        " | " + cell(opt->get_description()) + " |\n";
