@@ -53,11 +53,14 @@ namespace
         const int threads = static_cast<int>(state.range(0));
         for (auto _ : state)
         {
-#pragma omp parallel num_threads(threads)
-            {
-                T r = fma_chains<T>(T(0.5));
-                benchmark::DoNotOptimize(r);
-            }
+            // One chunk per thread on ballast's own team: every thread runs the FMA chains once.
+            ballast::thread_scope scope(threads);
+            ballast::parallel_chunks(static_cast<std::size_t>(threads),
+                                     [](std::size_t, std::size_t)
+                                     {
+                                         T r = fma_chains<T>(T(0.5));
+                                         benchmark::DoNotOptimize(r);
+                                     });
         }
         const double flops = 2.0 * static_cast<double>(ballast::simd::lanes<T> * chains * steps) * threads;
         state.counters["GFLOPS"] =

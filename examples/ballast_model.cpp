@@ -113,9 +113,9 @@ int main(int argc, char** argv)
                    "load the parameters from this safetensors file instead of initialising them from --seed");
     app.add_option("--save-weights", o.save_weights,
                    "also write the parameters used to this safetensors file");
-    app.add_option("--seed", o.seed, "seed of the parameter initialisation")->capture_default_str();
-    app.add_option("--batch", o.batch, "sequences in the batch; >= 1")->capture_default_str();
-    app.add_option("--seq", o.seq, "tokens per sequence; 1 .. --context")->capture_default_str();
+    ballast::cli::add_option(app, "--seed", o.seed, "seed of the parameter initialisation");
+    ballast::cli::add_option(app, "--batch", o.batch, "sequences in the batch; >= 1");
+    ballast::cli::add_option(app, "--seq", o.seq, "tokens per sequence; 1 .. --context");
     app.add_flag("--double", o.use_double,
                  "compute in double instead of float (for finite-difference checks)");
     ballast::cli::add_reflected_options(app, cfg, "Model");

@@ -345,8 +345,8 @@ int main(int argc, char** argv)
     app.add_option("results", o.results, "a study's results.jsonl, or its output directory")->required();
     app.add_option("--policy-set", o.policy_set,
                    "policy set to analyse (needed when the results hold several)");
-    app.add_option("--step", o.step, "read the max attention logit at the first recorded step >= this")
-      ->capture_default_str();
+    ballast::cli::add_option(app, "--step", o.step,
+                             "read the max attention logit at the first recorded step >= this");
     app
       .add_option("--degree", o.degree,
                   "degree of the log-log fit of the max logit (1..3; 2: the paper's quadratic)")

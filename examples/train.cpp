@@ -187,10 +187,11 @@ int main(int argc, char** argv)
               return 0;
           }
           auto j = ballast::cli::read_config_file(config_path);
-          ballast::from_json(ballast::cli::take_table(j, "model"), model, "[model]");
-          ballast::from_json(ballast::cli::take_table(j, "train"), cfg, "[train]");
-          ballast::from_json(ballast::cli::take_table(j, "optimizer"), opt, "[optimizer]");
-          ballast::from_json(ballast::cli::take_table(j, "warnings"), warn, "[warnings]");
+          ballast::cli::apply_table(j, "model", model, "train");
+          ballast::cli::apply_table(j, "train", cfg, "train");
+          ballast::cli::apply_table(j, "optimizer", opt, "train");
+          ballast::cli::apply_table(j, "warnings", warn, "train");
+          ballast::cli::reject_unknown_tables(j, { "model", "train", "optimizer", "warnings" });
           for (const auto& [k, v] : j.items())
           {
               BALLAST_CHECK(v.is_string() || v.is_boolean(), "config file", "'", k,

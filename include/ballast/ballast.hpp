@@ -6,10 +6,13 @@
 /// compiled on its own by the header test).
 
 #include <ballast/core/aligned.hpp>
+#include <ballast/core/checked.hpp>
 #include <ballast/core/comm.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
 #include <ballast/core/json.hpp>
+#include <ballast/core/lock.hpp>
+#include <ballast/core/memory.hpp>
 #include <ballast/core/named.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
@@ -17,6 +20,7 @@
 #include <ballast/core/signals.hpp>
 #include <ballast/core/simd.hpp>
 #include <ballast/io/safetensors.hpp>
+#include <ballast/kernels/attention.hpp>
 #include <ballast/kernels/cross_entropy.hpp>
 #include <ballast/kernels/elementwise.hpp>
 #include <ballast/kernels/gelu.hpp>
@@ -24,6 +28,7 @@
 #include <ballast/kernels/norm.hpp>
 #include <ballast/kernels/optimizer.hpp>
 #include <ballast/kernels/reduce.hpp>
+#include <ballast/kernels/ref/attention.hpp>
 #include <ballast/kernels/ref/cross_entropy.hpp>
 #include <ballast/kernels/ref/elementwise.hpp>
 #include <ballast/kernels/ref/gelu.hpp>
@@ -35,9 +40,17 @@
 #include <ballast/kernels/ref/softmax.hpp>
 #include <ballast/kernels/soft_cap.hpp>
 #include <ballast/kernels/softmax.hpp>
+#include <ballast/model/activations.hpp>
+#include <ballast/model/attention.hpp>
 #include <ballast/model/config.hpp>
 #include <ballast/model/diagnostics.hpp>
+#include <ballast/model/embedding.hpp>
+#include <ballast/model/layer.hpp>
+#include <ballast/model/mlp.hpp>
+#include <ballast/model/output.hpp>
 #include <ballast/model/parameters.hpp>
+#include <ballast/model/recorder.hpp>
+#include <ballast/model/tensors.hpp>
 #include <ballast/model/transformer.hpp>
 #include <ballast/policies/attention.hpp>
 #include <ballast/policies/norm.hpp>

@@ -56,3 +56,23 @@ TEST_CASE("read_jsonl on a missing file", "[core][jsonl]")
     CHECK(ballast::read_jsonl(dir / "none.jsonl").empty());
     CHECK_THROWS_WITH(ballast::read_jsonl(dir / "none.jsonl", false), Catch::Contains("cannot open"));
 }
+
+TEST_CASE("parse_jsonl reads text with the file rules and names its origin", "[core][jsonl]")
+{
+    const auto lines = ballast::parse_jsonl("{\"a\":1}\n\n{\"b\":2}\n{\"c\":", "mem.jsonl");
+    REQUIRE(lines.size() == 2); // the torn last line is dropped
+    CHECK(lines[1]["b"] == 2);
+    CHECK(ballast::parse_jsonl("", "mem.jsonl").empty());
+    CHECK_THROWS_WITH(ballast::parse_jsonl("{\"a\":1}\n[1,2]\n", "mem.jsonl"),
+                      "ballast: read_jsonl: 'mem.jsonl' line 2 is not a JSON object (corrupt file?)");
+}
+
+TEST_CASE("string_field never throws a type error for a field of another type", "[core][jsonl]")
+{
+    const auto j = nlohmann::json::parse(R"({"type":3,"name":"x"})");
+    CHECK_THROWS_AS(j.value("type", std::string()), nlohmann::json::type_error); // the trap it avoids
+    CHECK(ballast::string_field(j, "type").empty());
+    CHECK(ballast::string_field(j, "type", "?") == "?");
+    CHECK(ballast::string_field(j, "name") == "x");
+    CHECK(ballast::string_field(j, "missing").empty());
+}

@@ -142,6 +142,25 @@ TEST_CASE("safetensors refuses bad files with a clear message", "[io][safetensor
           safetensors_file(with_header(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)),
           Catch::Contains("do not hold shape [3]"));
     }
+    SECTION("a shape whose element count wraps size_t")
+    {
+        // 2^62 x 4 F32 elements is 2^66 bytes; wrapped, it is 0 and used to match an empty [0, 0] range.
+        CHECK_THROWS_WITH(
+          safetensors_file(
+            with_header(R"({"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})", 0)),
+          Catch::Contains("overflows the address space"));
+        // 2^32 x 2^32 x 1 U8 wraps to 0 as well.
+        CHECK_THROWS_WITH(
+          safetensors_file(
+            with_header(R"({"x":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0)),
+          Catch::Contains("overflows the address space"));
+        // A zero dimension is an honest empty tensor.
+        CHECK(
+          safetensors_file(
+            with_header(R"({"x":{"dtype":"F32","shape":[4611686018427387904,0],"data_offsets":[0,0]}})", 0))
+            .tensors()
+            .size() == 1);
+    }
     SECTION("overlapping tensors")
     {
         CHECK_THROWS_WITH(safetensors_file(with_header(
@@ -179,6 +198,7 @@ TEST_CASE("safetensors_writer rejects duplicate names", "[io][safetensors][error
     const float x = 1;
     w.add("x", { 1 }, &x);
     CHECK_THROWS_WITH(w.add("x", { 1 }, &x), Catch::Contains("duplicate tensor name 'x'"));
+    CHECK_THROWS_WITH(w.add("y", { 1ULL << 62, 4 }, &x), Catch::Contains("tensor size overflows"));
 }
 
 TEST_CASE("safetensors write is atomic and leaves no temporary behind", "[io][safetensors]")

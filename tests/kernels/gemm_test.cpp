@@ -1,4 +1,7 @@
 // Tests for ballast::kernels::gemm (SIMD, packed, threaded) against its scalar twin ref::gemm.
+#include <atomic>
+#include <thread>
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -7,7 +10,6 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <omp.h>
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
@@ -341,19 +343,64 @@ TEMPLATE_TEST_CASE("gemm is bit-identical for 1 and 2 threads and inside a paral
             {
                 ballast::thread_scope scope(2);
                 p.run(beta, two.data() + p.misalign);
-#pragma omp parallel num_threads(2)
-                {
-                    // Nested call: must run serially on each thread (only thread 0 keeps its result).
-                    ballast::aligned_vector<T> mine(p.C);
-                    p.run(beta, mine.data() + p.misalign);
-#pragma omp master
-                    nested = mine;
-                }
+                // Nested call: inside a chunk of a parallel loop the GEMM runs serially on that thread
+                // (only chunk 0 keeps its result).
+                ballast::parallel_chunks(2,
+                                         [&](std::size_t c, std::size_t)
+                                         {
+                                             ballast::aligned_vector<T> mine(p.C);
+                                             p.run(beta, mine.data() + p.misalign);
+                                             if (c == 0)
+                                             {
+                                                 nested = mine;
+                                             }
+                                         });
             }
             CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(T)) == 0);
             CHECK(std::memcmp(one.data(), nested.data(), one.size() * sizeof(T)) == 0);
         }
     }
+}
+
+TEST_CASE("gemm gives the same bits on 1, 2 and 3 threads while busy threads take the cores", "[kernels][gemm]")
+{
+    // A shared machine: every core runs a busy loop while the team works, so workers are preempted in the
+    // middle of their blocks and blocks are taken by whichever thread is running.
+    std::atomic<bool> stop{ false };
+    std::vector<std::thread> hogs;
+    for (unsigned i = 0; i < std::max(1u, std::thread::hardware_concurrency()); ++i)
+    {
+        hogs.emplace_back(
+          [&]
+          {
+              while (!stop.load(std::memory_order_relaxed))
+              {
+              }
+          });
+    }
+    problem<float> p(gemm_layout::nt, 384, 320, 96, 0, 0, 7);
+    ballast::aligned_vector<float> ref(p.C);
+    {
+        ballast::thread_scope scope(1);
+        p.run(0.0f, ref.data());
+    }
+    bool same = true;
+    for (int round = 0; round < 40; ++round)
+    {
+        for (const int threads : { 2, 3 })
+        {
+            ballast::thread_scope scope(threads);
+            ballast::aligned_vector<float> c(p.C);
+            p.run(0.0f, c.data());
+            same = same && std::memcmp(ref.data(), c.data(), ref.size() * sizeof(float)) == 0;
+        }
+    }
+    stop = true;
+    for (auto& h : hogs)
+    {
+        h.join();
+    }
+    CHECK(same);
 }
 
 TEMPLATE_TEST_CASE("gemm splits short-M, wide-N products by columns, with the same bits", "[kernels][gemm]",

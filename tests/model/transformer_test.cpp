@@ -3,9 +3,12 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <type_traits>
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xview.hpp>
 
 #include <ballast/model/transformer.hpp>
 
@@ -372,4 +375,69 @@ TEST_CASE("weights round-trip through safetensors and bad files are refused", "[
     wide.d_model = 16;
     ballast::transformer<ballast::paper_default, float> w16(wide);
     CHECK_THROWS_WITH(w16.load(dir / "w.safetensors"), Catch::Contains("expected [11, 16]"));
+}
+
+TEST_CASE("named tensors are shaped zero-copy xtensor views over parameters and gradients", "[model][xtensor]")
+{
+    const auto cfg = tiny_config();
+    const std::size_t d = cfg.d_model;
+    ballast::transformer<ballast::paper_default, double> model(cfg);
+    randomise(model, 5);
+    const auto& e = model.layout().at("blocks.0.attn.qkv.weight");
+
+    auto w = model.tensor("blocks.0.attn.qkv.weight");
+    REQUIRE(w.dimension() == 2);
+    CHECK(w.shape()[0] == 3 * d);
+    CHECK(w.shape()[1] == d);
+    CHECK(w.data() == model.parameters().data() + e.offset); // zero-copy
+    // Element (i, j) is row-major [out, in] in the flat buffer; xt::sum against a scalar double loop.
+    double loop = 0;
+    for (std::size_t i = 0; i < 3 * d; ++i)
+    {
+        for (std::size_t j = 0; j < d; ++j)
+        {
+            CHECK(w(i, j) == model.parameters()[e.offset + i * d + j]);
+            loop += model.parameters()[e.offset + i * d + j];
+        }
+    }
+    BALLAST_CHECK_CLOSE(xt::sum(w)(), loop, double);
+
+    // Writes through a view change parameters(): zero the query rows with an xtensor view expression.
+    xt::view(w, xt::range(0, d), xt::all()) = 0.0;
+    for (std::size_t i = 0; i < 3 * d * d; ++i)
+    {
+        CHECK((model.parameters()[e.offset + i] == 0.0) == (i < d * d));
+    }
+    auto scale = model.tensor("final_norm.scale");
+    REQUIRE(scale.dimension() == 1);
+    scale *= 2.0;
+    const auto fs = model.parameter("final_norm.scale");
+    const ballast::transformer<ballast::paper_default, double>& cm = model;
+    const auto cscale = cm.tensor("final_norm.scale");
+    static_assert(std::is_const_v<std::remove_pointer_t<decltype(cscale.data())>>);
+    for (std::size_t i = 0; i < d; ++i)
+    {
+        CHECK(fs[i] == cscale(i));
+    }
+
+    // Gradient views: the squared norm of one tensor's gradient equals the flat span's.
+    const auto data = make_batch(cfg.vocab, 9);
+    model.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    const auto g = cm.grad_tensor("blocks.1.mlp.up.weight");
+    CHECK(g.shape()[0] == cfg.mlp_width());
+    CHECK(g.shape()[1] == d);
+    double sq = 0;
+    for (const double x : model.gradient("blocks.1.mlp.up.weight"))
+    {
+        sq += x * x;
+    }
+    REQUIRE(sq > 0);
+    BALLAST_CHECK_CLOSE(xt::sum(xt::square(g))(), sq, double);
+    // A row of the gradient view is a row of the flat gradient. (xt::row keeps a reference to its argument:
+    // name the view first, never take a view of the temporary.)
+    auto gv = model.grad_tensor("blocks.1.mlp.up.weight");
+    auto grow = xt::row(gv, 3);
+    CHECK(grow(2) == model.gradient("blocks.1.mlp.up.weight")[3 * d + 2]);
+
+    CHECK_THROWS_WITH(model.tensor("blocks.9.attn.qkv.weight"), Catch::Contains("no tensor named"));
 }

@@ -7,6 +7,7 @@
 /// reader drops that line and treats anything else that is not a JSON object as corruption.
 
 #include <filesystem>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
@@ -18,20 +19,10 @@
 
 namespace ballast
 {
-    /// Every line of a JSON-lines file, each a JSON object. A last line without its '\n' that does not
-    /// parse (an append torn by a crash) is dropped; any other line that is not a JSON object throws
-    /// ballast::error naming the file and the line number. Blank lines are skipped. A missing file reads
-    /// as empty when `missing_ok`, else throws.
-    inline std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& path, bool missing_ok = true)
+    /// The JSON objects of JSON-lines `text` (the rules of read_jsonl); `origin` names it in errors.
+    inline std::vector<nlohmann::json> parse_jsonl(std::string_view all, const std::string& origin)
     {
         std::vector<nlohmann::json> out;
-        std::error_code ec;
-        if (missing_ok && !std::filesystem::exists(path, ec))
-        {
-            return out;
-        }
-        const auto bytes = read_file(path);
-        std::string_view all(reinterpret_cast<const char*>(bytes.data()), bytes.size());
         std::size_t line_no = 0;
         while (!all.empty())
         {
@@ -50,12 +41,37 @@ namespace ballast
                 out.push_back(std::move(j));
                 continue;
             }
-            BALLAST_CHECK(!terminated, "read_jsonl", "'", path.string(), "' line ", line_no,
+            BALLAST_CHECK(!terminated, "read_jsonl", "'", origin, "' line ", line_no,
                           " is not a JSON object (corrupt file?)");
             // else: a torn last line, dropped
         }
         return out;
     }
+
+    /// Every line of a JSON-lines file, each a JSON object. A last line without its '\n' that does not
+    /// parse (an append torn by a crash) is dropped; any other line that is not a JSON object throws
+    /// ballast::error naming the file and the line number. Blank lines are skipped. A missing file reads
+    /// as empty when `missing_ok`, else throws.
+    inline std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& path, bool missing_ok = true)
+    {
+        std::error_code ec;
+        if (missing_ok && !std::filesystem::exists(path, ec))
+        {
+            return {};
+        }
+        const auto bytes = read_file(path);
+        return parse_jsonl(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                           path.string());
+    }
+
+    /// The string field `key` of a JSON-lines object, or `fallback` when absent or not a string (unlike
+    /// nlohmann's `value(key, "")`, which throws a type error naming no file when the field is a number).
+    inline std::string string_field(const nlohmann::json& j, const char* key, std::string fallback = {})
+    {
+        const auto it = j.find(key);
+        return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+    }
+
 } // namespace ballast
 
 #endif

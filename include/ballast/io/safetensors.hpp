@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <ballast/core/checked.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
 
@@ -381,7 +382,19 @@ namespace ballast::io
                 fail("entry '", name, "': data_offsets [", t.begin, ", ", t.end, "] outside the ", data_size,
                      "-byte data buffer (truncated?)");
             }
-            if (t.end - t.begin != t.numel() * dtype_size(t.dtype))
+            // The byte size in checked arithmetic: a wrapped product could match a small range. A zero
+            // dimension makes an empty tensor whatever the others are.
+            const bool empty = std::ranges::find(t.shape, std::size_t{ 0 }) != t.shape.end();
+            std::size_t bytes = empty ? 0 : dtype_size(t.dtype);
+            for (const auto d : t.shape)
+            {
+                if (!empty && __builtin_mul_overflow(bytes, d, &bytes))
+                {
+                    fail("entry '", name, "': shape ", detail::shape_string(t.shape), " of ",
+                         dtype_name(t.dtype), " overflows the address space");
+                }
+            }
+            if (t.end - t.begin != bytes)
             {
                 fail("entry '", name, "': ", t.end - t.begin, " bytes do not hold shape ",
                      detail::shape_string(t.shape), " of ", dtype_name(t.dtype));
@@ -411,8 +424,9 @@ namespace ballast::io
             std::size_t n = 1;
             for (const auto s : shape)
             {
-                n *= s;
+                n = checked_mul(n, s, "safetensors_writer", "tensor size");
             }
+            checked_mul(n, sizeof(T), "safetensors_writer", "tensor size");
             entry e{ std::move(name), dtype_of<T>, { shape.begin(), shape.end() }, {} };
             e.bytes.resize(n * sizeof(T));
             if (n > 0)

@@ -13,33 +13,34 @@
 ///   tn: C(M×N) = A(K×M)ᵀ·B(K×N)        lda >= M, ldb >= N
 ///   ldc >= N always. L = SIMD lanes of T; MR×NR = micro-tile; MC, KC, NC = cache blocks.
 ///
-/// Loop nest (outermost first), one OpenMP team (`#pragma omp parallel`, static split) for the whole call.
-/// The team is a rows × cols grid over C (`gemm_thread_grid`: rows only, unless M < N, as in the
-/// short-M weight gradients); each thread owns a contiguous, even share of the MR-row slivers times the
-/// NR-column slivers of C and runs, without ever waiting for another thread (no barrier inside the call,
-/// only the join):
-///   jc: the thread's columns in blocks of NC
+/// Loop nest (outermost first). A threaded call splits C into a rows × cols grid of blocks
+/// (`gemm_thread_grid`: rows only, unless M < N, as in the short-M weight gradients), `gemm_blocks_per_thread`
+/// blocks per thread, handed out dynamically by `parallel_chunks` (core/parallel.hpp): a thread slowed by
+/// another process simply takes fewer blocks. Each block is a contiguous, even share of the MR-row slivers
+/// times the NR-column slivers of C and runs without ever waiting for another thread (no barrier inside
+/// the call, only the end of the job):
+///   jc: the block's columns in blocks of NC
 ///     pc: K in blocks of KC, in increasing order (fixed K-blocking order → fixed summation order)
 ///       pack B[pc, jc] into NR-column slivers (k-major: NR values per k), private to the thread
 ///                                            (KC×NC block in L3; every thread packs its own copy;
 ///                                             row-contiguous sources are read k-tile by k-tile across
 ///                                             the whole panel, see gemm_pack_panel)
-///       ic: the thread's rows in blocks of <= MC (packed A block MC×KC lives in L2)
+///       ic: the block's rows in blocks of <= MC (packed A block MC×KC lives in L2)
 ///         pack A[ic, pc] into MR-row slivers (k-major: MR values per k)
 ///         jr: NR-column slivers of B[pc]     (one KC×NR B sliver stays in L1 across ir)
 ///           ir: MR-row slivers of the A block → micro-kernel: MR×NR tile (+)= A sliver · B sliver
-/// Private B packing costs each thread a copy of its columns of B (K·N loads/stores against
-/// 2·(M/threads)·N·K flops: ~1.5% at M = 2048, 2 threads, split by rows), but a shared B needs a barrier
+/// Private B packing costs each block a copy of its columns of B (K·N loads/stores against
+/// 2·(M/blocks)·N·K flops: ~6% at M = 2048, 8 blocks split by rows), but a shared B needs a barrier
 /// after packing, and on a loaded host a barrier costs up to a scheduler time slice whenever the partner
 /// thread is preempted (measured: 2-thread 2048×256×256 ran at 1/3 of the 1-thread rate with shared B under
 /// load). Packing absorbs the transposes, so nn, nt and tn share one micro-kernel; packing also zero-pads
 /// edge slivers, and edge tiles go through a small MR×NR scratch tile, so any M, N, K, alignment and
 /// leading dimension works.
 ///
-/// Determinism: every C element belongs to exactly one thread (threads split C into blocks) and is
+/// Determinism: every C element belongs to exactly one block (whichever thread runs it) and is
 /// computed as: per KC block, one FMA chain over k in increasing order starting from 0 in T; the block
 /// value is then added to C (or stored, for the first block when beta = 0). Nothing in that order
-/// depends on the thread count or on where the element sits inside a tile, so the result is
+/// depends on the thread count, the grid or on where the element sits inside a tile, so the result is
 /// bit-identical for any number of threads.
 ///
 /// With `BALLAST_FORCE_SCALAR` the public `gemm` forwards to `ballast::kernels::ref::gemm`.
@@ -47,8 +48,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <type_traits>
-
-#include <omp.h>
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
@@ -96,8 +95,13 @@ namespace ballast::kernels
     };
 
     /// Below this many multiply-adds (M·N·K) the call runs on one thread: ~2^19 MACs take ~15 µs on one
-    /// core, and forking and joining the team would eat most of the gain.
+    /// core, and waking the team would eat most of the gain.
     inline constexpr std::size_t gemm_parallel_min_macs = std::size_t(1) << 19;
+
+    /// A threaded GEMM splits C into this many blocks per thread, handed out dynamically. More blocks
+    /// balance better when a thread is slowed by another process; each block packs its own columns of B,
+    /// so more blocks also cost more packing.
+    inline constexpr std::size_t gemm_blocks_per_thread = 4;
 
     /// Rows per pass when packing a panel whose width is contiguous in memory (`gemm_pack_panel`): a pass
     /// reads 8 source rows front to back (8 sequential streams, few enough for the hardware prefetchers
@@ -406,24 +410,23 @@ namespace ballast::kernels
             const std::size_t kc_max = std::min(K, KC);
 
             std::size_t team = 1;
-            if (!omp_in_parallel() && M * N * K >= gemm_parallel_min_macs)
+            if (!in_parallel() && M * N * K >= gemm_parallel_min_macs)
             {
                 team = std::min(static_cast<std::size_t>(num_threads()), std::max(m_slivers, n_slivers_all));
             }
-            const gemm_grid grid = gemm_thread_grid(team, m_slivers, MR, n_slivers_all, NR);
+            // The blocks of C, handed out dynamically: gemm_blocks_per_thread per thread, so that a
+            // thread slowed by another process takes fewer of them. Any grid gives the same bits.
+            const std::size_t blocks = team == 1 ? 1 : team * gemm_blocks_per_thread;
+            const gemm_grid grid = gemm_thread_grid(blocks, m_slivers, MR, n_slivers_all, NR);
 
-            // One thread's share of C; `nt` threads in all, this is thread `tid`.
-            const auto share = [&](std::size_t nt, std::size_t tid)
+            // Block (tr, tc) of the grid: a contiguous, even share of the MR-row slivers of M times a
+            // contiguous, even share of the NR-column slivers of N.
+            const auto block = [&](std::size_t tr, std::size_t tc)
             {
-                // The team size is `team` unless the runtime gave fewer threads; then fall back to rows.
-                const gemm_grid g = nt == team ? grid : gemm_grid{ nt, 1 };
-                const std::size_t tr = tid / g.cols, tc = tid % g.cols;
-                // This thread's block of C: a contiguous, even share of the MR-row slivers of M times a
-                // contiguous, even share of the NR-column slivers of N.
-                const std::size_t row0 = std::min(M, (m_slivers * tr / g.rows) * MR);
-                const std::size_t row1 = std::min(M, (m_slivers * (tr + 1) / g.rows) * MR);
-                const std::size_t col0 = std::min(N, (n_slivers_all * tc / g.cols) * NR);
-                const std::size_t col1 = std::min(N, (n_slivers_all * (tc + 1) / g.cols) * NR);
+                const std::size_t row0 = std::min(M, (m_slivers * tr / grid.rows) * MR);
+                const std::size_t row1 = std::min(M, (m_slivers * (tr + 1) / grid.rows) * MR);
+                const std::size_t col0 = std::min(N, (n_slivers_all * tc / grid.cols) * NR);
+                const std::size_t col1 = std::min(N, (n_slivers_all * (tc + 1) / grid.cols) * NR);
                 const std::size_t my_rows = row1 - row0;
                 // Even MC blocks over those rows (whole slivers, <= MC each).
                 const std::size_t n_ic = (my_rows + MC - 1) / MC;
@@ -476,15 +479,13 @@ namespace ballast::kernels
             };
             if (team == 1)
             {
-                // Direct call: even a serialised OpenMP region costs ~0.6 us, a third of a small GEMM
-                // (the attention products of short sequences, one call per panel and (batch, head)).
-                share(1, 0);
+                // Direct call: even an empty parallel job costs about a microsecond, a third of a small
+                // GEMM (the attention products of short sequences, one call per panel and (batch, head)).
+                block(0, 0);
                 return;
             }
-            const int team_size = static_cast<int>(team);
-#pragma omp parallel num_threads(team_size)
-            share(static_cast<std::size_t>(omp_get_num_threads()),
-                  static_cast<std::size_t>(omp_get_thread_num()));
+            parallel_chunks(grid.rows * grid.cols,
+                            [&](std::size_t c, std::size_t) { block(c / grid.cols, c % grid.cols); });
         }
     } // namespace detail
 

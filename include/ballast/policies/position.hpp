@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include <ballast/core/aligned.hpp>
+#include <ballast/core/parallel.hpp>
 #include <ballast/model/config.hpp>
 
 namespace ballast::policies
@@ -99,23 +100,35 @@ namespace ballast::policies
         {
             const std::size_t half = dh / 2;
             const T sign = inverse ? T(-1) : T(1);
-#pragma omp parallel for schedule(static) if (batch * seq * heads * dh > (1u << 15))
-            for (std::size_t r = 0; r < batch * seq; ++r)
+            const std::size_t rows = batch * seq;
+            const auto rotate_rows = [&](std::size_t r0, std::size_t r1)
             {
-                const std::size_t t = r % seq;
-                const T* c = s.cos.data() + t * s.half;
-                const T* sn = s.sin.data() + t * s.half;
-                for (std::size_t h = 0; h < heads; ++h)
+                for (std::size_t r = r0; r < r1; ++r)
                 {
-                    T* a = x + r * ld + h * dh;
-                    T* b = a + half;
-                    for (std::size_t i = 0; i < half; ++i)
+                    const std::size_t t = r % seq;
+                    const T* c = s.cos.data() + t * s.half;
+                    const T* sn = s.sin.data() + t * s.half;
+                    for (std::size_t h = 0; h < heads; ++h)
                     {
-                        const T ai = a[i], bi = b[i], si = sign * sn[i];
-                        a[i] = ai * c[i] - bi * si;
-                        b[i] = bi * c[i] + ai * si;
+                        T* a = x + r * ld + h * dh;
+                        T* b = a + half;
+                        for (std::size_t i = 0; i < half; ++i)
+                        {
+                            const T ai = a[i], bi = b[i], si = sign * sn[i];
+                            a[i] = ai * c[i] - bi * si;
+                            b[i] = bi * c[i] + ai * si;
+                        }
                     }
                 }
+            };
+            // Each row is rotated on its own: any split gives the same bits.
+            if (rows * heads * dh > (1u << 15))
+            {
+                parallel_for(rows, 64, rotate_rows);
+            }
+            else
+            {
+                rotate_rows(0, rows);
             }
         }
     };

@@ -237,52 +237,60 @@ namespace ballast::study
         for (const auto& j : read_jsonl(results, false))
         {
             ++line;
-            if (j.value("type", "") != "run")
+            if (string_field(j, "type") != "run")
             {
                 continue;
             }
-            const auto need = [&](const char* key)
+            try
             {
-                BALLAST_CHECK(j.contains(key), "load_runs", "'", results.string(), "' run line ", line,
-                              " has no '", key, "'");
-                return j.at(key);
-            };
-            run_observation r;
-            r.policy_set = need("policy_set").get<std::string>();
-            r.optimizer = need("optimizer").get<std::string>();
-            r.size = need("size").get<std::string>();
-            r.params = need("params").get<double>();
-            r.params_non_embedding = need("params_non_embedding").get<double>();
-            r.lr = need("lr").get<double>();
-            r.weight_decay = need("weight_decay").get<double>();
-            r.eps = need("eps").get<double>();
-            r.warmup = need("warmup").get<std::size_t>();
-            r.steps = need("steps").get<std::size_t>();
-            r.diverged = need("diverged").get<bool>();
-            r.diverged_step = need("diverged_step").get<std::size_t>();
-            r.final_val_loss = detail::num_or_nan(j, "final_val_loss");
-            const auto& d = need("diagnostics");
-            BALLAST_CHECK(d.contains("series"), "load_runs", "'", results.string(), "' run line ", line,
-                          " has no diagnostics series (written by an older ballast? re-run the study)");
-            const auto& s = d.at("series");
-            for (const auto& v : s.at("step"))
-            {
-                r.series_step.push_back(v.get<std::size_t>());
+                const auto need = [&](const char* key)
+                {
+                    BALLAST_CHECK(j.contains(key), "load_runs", "'", results.string(), "' run line ", line,
+                                  " has no '", key, "'");
+                    return j.at(key);
+                };
+                run_observation r;
+                r.policy_set = need("policy_set").get<std::string>();
+                r.optimizer = need("optimizer").get<std::string>();
+                r.size = need("size").get<std::string>();
+                r.params = need("params").get<double>();
+                r.params_non_embedding = need("params_non_embedding").get<double>();
+                r.lr = need("lr").get<double>();
+                r.weight_decay = need("weight_decay").get<double>();
+                r.eps = need("eps").get<double>();
+                r.warmup = need("warmup").get<std::size_t>();
+                r.steps = need("steps").get<std::size_t>();
+                r.diverged = need("diverged").get<bool>();
+                r.diverged_step = need("diverged_step").get<std::size_t>();
+                r.final_val_loss = detail::num_or_nan(j, "final_val_loss");
+                const auto& d = need("diagnostics");
+                BALLAST_CHECK(d.contains("series"), "load_runs", "'", results.string(), "' run line ", line,
+                              " has no diagnostics series (written by an older ballast? re-run the study)");
+                const auto& s = d.at("series");
+                for (const auto& v : s.at("step"))
+                {
+                    r.series_step.push_back(v.get<std::size_t>());
+                }
+                for (const auto& v : s.at("max_attn_logit_l0"))
+                {
+                    r.max_logit_l0.push_back(v.is_number() ? v.get<double>() : NAN);
+                }
+                for (const auto& v : s.at("probe_grad_rms"))
+                {
+                    r.probe_grad_rms.push_back(v.is_number() ? v.get<double>() : NAN);
+                }
+                BALLAST_CHECK(r.max_logit_l0.size() == r.series_step.size() &&
+                                r.probe_grad_rms.size() == r.series_step.size(),
+                              "load_runs", "'", results.string(), "' run line ", line, " has ragged series");
+                r.probe_grad_rms_tail = detail::num_or_nan(d, "probe_grad_rms_tail");
+                r.probe_update_rms_tail = detail::num_or_nan(d, "probe_update_rms_tail");
+                out.push_back(std::move(r));
             }
-            for (const auto& v : s.at("max_attn_logit_l0"))
+            catch (const nlohmann::json::exception& e) // a field of the wrong type: name the file and line
             {
-                r.max_logit_l0.push_back(v.is_number() ? v.get<double>() : NAN);
+                ::ballast::detail::throw_error("load_runs", "'", results.string(), "' run line ", line, ": ",
+                                               e.what());
             }
-            for (const auto& v : s.at("probe_grad_rms"))
-            {
-                r.probe_grad_rms.push_back(v.is_number() ? v.get<double>() : NAN);
-            }
-            BALLAST_CHECK(r.max_logit_l0.size() == r.series_step.size() &&
-                            r.probe_grad_rms.size() == r.series_step.size(),
-                          "load_runs", "'", results.string(), "' run line ", line, " has ragged series");
-            r.probe_grad_rms_tail = detail::num_or_nan(d, "probe_grad_rms_tail");
-            r.probe_update_rms_tail = detail::num_or_nan(d, "probe_update_rms_tail");
-            out.push_back(std::move(r));
         }
         return out;
     }

@@ -31,6 +31,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <ballast/core/checked.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
 #include <ballast/core/json.hpp>
@@ -58,18 +59,46 @@ namespace ballast::study
         }
     };
 
-    /// Parse "d64_L2_H4"; throws ballast::error otherwise.
+    /// Parse "d64_L2_H4" strictly: 'd', digits, "_L", digits, "_H", digits and nothing else (no sign,
+    /// blanks, leading zeros or trailing bytes, so an accepted label round-trips through label()), each
+    /// value at most 2^20, d_model and heads at least 1 (0 layers is a size: the bigram baseline; the model
+    /// config decides whether it is allowed); throws ballast::error otherwise.
     inline model_size parse_size(const std::string& s)
     {
+        const auto fail = [&]
+        {
+            std::string shown; // control bytes escaped, so the one error line stays readable
+            for (const char c : s)
+            {
+                const auto u = static_cast<unsigned char>(c);
+                char esc[5];
+                std::snprintf(esc, sizeof esc, "\\x%02x", u);
+                shown += u < 0x20 || u == 0x7f ? std::string(esc) : std::string(1, c);
+            }
+            ::ballast::detail::throw_error(
+              "study", "model size '", shown,
+              "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
+        };
+        const auto l = s.find("_L");
+        const auto h = l == std::string::npos ? std::string::npos : s.find("_H", l + 2);
+        if (s.empty() || s[0] != 'd' || h == std::string::npos)
+        {
+            fail();
+        }
+        const auto field = [&](std::size_t begin, std::size_t end, const char* what, bool zero_ok)
+        {
+            const std::string_view t = std::string_view(s).substr(begin, end - begin);
+            if (t.empty() || t.find_first_not_of("0123456789") != std::string_view::npos ||
+                (t[0] == '0' && (t.size() > 1 || !zero_ok)))
+            {
+                fail();
+            }
+            return parse_unsigned(t, "study", what, std::size_t{ 1 } << 20);
+        };
         model_size m;
-        char tail = 0;
-        unsigned long d = 0, l = 0, h = 0;
-        const int got = std::sscanf(s.c_str(), "d%lu_L%lu_H%lu%c", &d, &l, &h, &tail);
-        BALLAST_CHECK(got == 3 && d > 0 && l > 0 && h > 0, "study", "model size '", s,
-                      "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
-        m.d_model = d;
-        m.n_layers = l;
-        m.n_heads = h;
+        m.d_model = field(1, l, "model size d_model", false);
+        m.n_layers = field(l + 2, h, "model size n_layers", true);
+        m.n_heads = field(h + 2, s.size(), "model size n_heads", false);
         return m;
     }
 

@@ -7,7 +7,13 @@
 /// Token file format (compatible with llm.c's `.bin` shards): a header of 256 little-endian int32
 /// (1024 bytes) — [0] magic 20240520, [1] version 1, [2] number of tokens n, the rest 0 — followed by
 /// n little-endian uint16 token ids. A file whose size does not match the header is refused.
+///
+/// Telling token files from text (`load_tokens`): a file whose first 1024 bytes hold a NUL byte is binary,
+/// and a binary file is only ever read as a token file. So a token file with a slightly wrong header (a
+/// damaged magic, another version, non-zero reserved words, a byte-swapped header) is refused with the
+/// reason instead of being tokenised as text and trained on; UTF-8 text never contains NUL.
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -37,6 +43,64 @@ namespace ballast
         for (std::size_t i = 0; i < text.size(); ++i)
         {
             t[i] = static_cast<std::uint16_t>(std::to_integer<unsigned>(text[i]));
+        }
+        return t;
+    }
+
+    /// Validate a token-file header: `head` is the first bytes of the file (at least the 1024-byte header
+    /// when the file is that long) and `file_size` its full size. Returns the token count; throws
+    /// ballast::error naming `origin` and what is wrong.
+    inline std::size_t check_token_file_header(std::span<const std::byte> head, std::size_t file_size,
+                                               const std::string& origin)
+    {
+        BALLAST_CHECK(file_size >= token_file_header_bytes && head.size() >= token_file_header_bytes,
+                      "token_file", "'", origin, "' is ", file_size,
+                      " bytes, shorter than the 1024-byte header (truncated or not a token file)");
+        std::int32_t header[256];
+        std::memcpy(header, head.data(), sizeof(header));
+        BALLAST_CHECK(header[0] !=
+                        static_cast<std::int32_t>(__builtin_bswap32(std::uint32_t(token_file_magic))),
+                      "token_file", "'", origin, "' has a byte-swapped magic (a big-endian token file?)");
+        BALLAST_CHECK(header[0] == token_file_magic, "token_file", "'", origin, "' has magic ", header[0],
+                      ", expected ", token_file_magic, " (not a token file, or a damaged header)");
+        BALLAST_CHECK(header[1] == token_file_version, "token_file", "'", origin, "' has version ", header[1],
+                      ", expected ", token_file_version);
+        BALLAST_CHECK(header[2] >= 0, "token_file", "'", origin, "' declares a negative token count");
+        for (std::size_t i = 3; i < 256; ++i)
+        {
+            BALLAST_CHECK(header[i] == 0, "token_file", "'", origin, "' has a non-zero reserved header word ",
+                          i, " (damaged header)");
+        }
+        const auto count = static_cast<std::size_t>(header[2]);
+        const std::size_t want = token_file_header_bytes + 2 * count;
+        BALLAST_CHECK(file_size == want, "token_file", "'", origin, "' is ", file_size,
+                      " bytes but its header declares ", count, " tokens (", want,
+                      " bytes): truncated or corrupt");
+        return count;
+    }
+
+    /// Whether `head` (a file's first bytes) looks binary: a NUL byte in its first 1024 bytes.
+    inline bool looks_binary(std::span<const std::byte> head) noexcept
+    {
+        const auto n = std::min(head.size(), token_file_header_bytes);
+        return std::find(head.begin(), head.begin() + static_cast<std::ptrdiff_t>(n), std::byte{ 0 }) !=
+               head.begin() + static_cast<std::ptrdiff_t>(n);
+    }
+
+    /// Tokens of a file's bytes: a token file when binary (see the file comment; refused unless its
+    /// header is valid), else UTF-8 text tokenised byte-level. `origin` names the file in errors.
+    inline std::vector<std::uint16_t> tokens_of_bytes(std::span<const std::byte> bytes,
+                                                      const std::string& origin)
+    {
+        if (!looks_binary(bytes))
+        {
+            return bytes_to_tokens(bytes);
+        }
+        const std::size_t n = check_token_file_header(bytes, bytes.size(), origin);
+        std::vector<std::uint16_t> t(n);
+        if (n > 0)
+        {
+            std::memcpy(t.data(), bytes.data() + token_file_header_bytes, 2 * n);
         }
         return t;
     }
@@ -111,21 +175,11 @@ namespace ballast
     private:
         void validate()
         {
-            BALLAST_CHECK(m_size >= token_file_header_bytes && m_map != nullptr, "token_file", "'", m_path,
-                          "' is ", m_size,
-                          " bytes, shorter than the 1024-byte header (truncated or not a token file)");
-            std::int32_t header[3];
-            std::memcpy(header, m_map, sizeof(header));
-            BALLAST_CHECK(header[0] == token_file_magic, "token_file", "'", m_path, "' has magic ", header[0],
-                          ", expected ", token_file_magic, " (not a token file)");
-            BALLAST_CHECK(header[1] == token_file_version, "token_file", "'", m_path, "' has version ",
-                          header[1], ", expected ", token_file_version);
-            BALLAST_CHECK(header[2] >= 0, "token_file", "'", m_path, "' declares a negative token count");
-            m_count = static_cast<std::size_t>(header[2]);
-            const std::size_t want = token_file_header_bytes + 2 * m_count;
-            BALLAST_CHECK(m_size == want, "token_file", "'", m_path, "' is ", m_size,
-                          " bytes but its header declares ", m_count, " tokens (", want,
-                          " bytes): truncated or corrupt");
+            BALLAST_CHECK(m_size < token_file_header_bytes || m_map != nullptr, "token_file", "cannot map '",
+                          m_path, "'");
+            const std::span<const std::byte> head(static_cast<const std::byte*>(m_map),
+                                                  m_map != nullptr ? m_size : 0);
+            m_count = check_token_file_header(head, m_size, m_path);
         }
         void unmap() noexcept
         {
@@ -142,21 +196,10 @@ namespace ballast
         std::size_t m_count = 0;
     };
 
-    /// Tokens of a file: a token file (by its magic) or, otherwise, UTF-8 text tokenised byte-level.
+    /// Tokens of a file: a token file or UTF-8 text, told apart as `tokens_of_bytes` does.
     inline std::vector<std::uint16_t> load_tokens(const std::filesystem::path& path)
     {
-        const auto bytes = read_file(path);
-        std::int32_t magic = 0;
-        if (bytes.size() >= 4)
-        {
-            std::memcpy(&magic, bytes.data(), 4);
-        }
-        if (magic == token_file_magic)
-        {
-            const token_file f(path);
-            return { f.tokens().begin(), f.tokens().end() };
-        }
-        return bytes_to_tokens(bytes);
+        return tokens_of_bytes(read_file(path), path.string());
     }
 } // namespace ballast
 
