@@ -138,7 +138,7 @@ namespace ballast::cli
                 },
                 help)
               ->delimiter(',')
-              ->type_name(std::is_unsigned_v<E> ? "UINT ..." : "INT ...")
+              ->type_name(std::is_unsigned_v<E> ? "UINT" : "INT") // CLI11 adds " ..."
               ->default_str(def.empty() ? std::string() : "[" + def + "]");
         }
         else if constexpr (ballast::detail::is_vector<V>::value)
@@ -272,9 +272,7 @@ namespace ballast::cli
                 }
                 std::string name = opt->get_name(false, true);
                 std::string type = opt->get_type_name();
-                type = type.empty()                                                      ? "flag"
-                       : opt->get_expected_max() > 1 && type.find("...") == std::string::npos ? type + " ..."
-                                                                                              : type;
+                type = type.empty() ? "flag" : opt->get_expected_max() > 1 ? type + " ..." : type;
                 out += "| `" + cell(name) + "` | " + (type.empty() ? "" : "`" + cell(type) + "`") + " | " +
                        (opt->get_default_str().empty() ? "" : "`" + cell(opt->get_default_str()) + "`") +
                        " | " + cell(opt->get_description()) + " |\n";

@@ -99,7 +99,7 @@ struct ballast::field_docs<ballast::study::study_config>
       { "sensitivity_window", "> 0: LR sensitivity is the minimum over windows of this many consecutive "
                               "LRs (0: the whole grid)" },
       { "jobs", "runs trained at the same time (0: one per hardware thread)" },
-      { "threads_per_run", "OpenMP threads inside each run; >= 1" },
+      { "threads_per_run", "worker threads inside each run; >= 1" },
       { "run_metrics", "write each run's metrics log to runs/<key>.jsonl (true|false)" },
     } };
 };

@@ -102,7 +102,8 @@ struct ballast::field_docs<ballast::train_config>
       { "divergence_factor", "a run has diverged when its training loss exceeds this x ln(vocab), or is not "
                              "finite; > 0" },
       { "seed", "seed of the initialisation and of the batch order" },
-      { "threads", "OpenMP threads (0: OMP_NUM_THREADS or all cores); results do not depend on it" },
+      { "threads",
+        "worker threads of the run (0: OMP_NUM_THREADS, else all cores); results do not depend on it" },
       { "log_interval", "a line in metrics.jsonl every this many steps (0: none)" },
       { "checkpoint_interval", "checkpoint every this many steps (0: only at the end and on a signal)" },
       { "checkpoint_dir", "directory for checkpoints (empty: the program's default, or none)" },
