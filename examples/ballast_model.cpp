@@ -30,6 +30,16 @@ namespace
         bool use_double = false;
     };
 
+    std::string policy_names()
+    {
+        std::string s;
+        for (const auto& n : ballast::policy_set_names())
+        {
+            s += (s.empty() ? "" : ", ") + n;
+        }
+        return s;
+    }
+
     template <class S, class T>
     int run(const ballast::model_config& cfg, const options& o)
     {
@@ -90,15 +100,24 @@ int main(int argc, char** argv)
     CLI::App app{ "ballast_model: one forward+backward pass, written as safetensors", "ballast_model" };
     options o;
     ballast::model_config cfg;
-    app.add_option("--policy", o.policy, "policy set name")->capture_default_str();
-    app.add_option("--tokens", o.tokens, "token file or text file")->required();
-    app.add_option("--out", o.out, "output safetensors file")->required();
-    app.add_option("--weights", o.weights, "load parameters from this safetensors file instead of --seed");
-    app.add_option("--save-weights", o.save_weights, "also write the parameters used");
-    ballast::cli::add_option(app, "--seed", o.seed, "initialisation seed");
-    ballast::cli::add_option(app, "--batch", o.batch, "sequences");
-    ballast::cli::add_option(app, "--seq", o.seq, "tokens per sequence");
-    app.add_flag("--double", o.use_double, "compute in double instead of float");
+    app.add_option("--policy", o.policy, "policy set (the model's compile-time recipe): " + policy_names())
+      ->capture_default_str();
+    app
+      .add_option(
+        "--tokens", o.tokens,
+        "input: a token file (uint16 ids) or a text file (bytes); the first --batch x --seq tokens are used")
+      ->required();
+    app.add_option("--out", o.out, "output safetensors file: loss, logits and every parameter's gradient")
+      ->required();
+    app.add_option("--weights", o.weights,
+                   "load the parameters from this safetensors file instead of initialising them from --seed");
+    app.add_option("--save-weights", o.save_weights,
+                   "also write the parameters used to this safetensors file");
+    ballast::cli::add_option(app, "--seed", o.seed, "seed of the parameter initialisation");
+    ballast::cli::add_option(app, "--batch", o.batch, "sequences in the batch; >= 1");
+    ballast::cli::add_option(app, "--seq", o.seq, "tokens per sequence; 1 .. --context");
+    app.add_flag("--double", o.use_double,
+                 "compute in double instead of float (for finite-difference checks)");
     ballast::cli::add_reflected_options(app, cfg, "Model");
     if (const int rc = ballast::cli::parse(app, argc, argv); rc >= 0)
     {

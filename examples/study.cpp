@@ -3,10 +3,13 @@
 //   study                                    # the default study: qk-layernorm × z-loss, 7 LRs, 2 sizes
 //   study --preset warmup --out runs/warmup  # a reproduction preset (docs/reproduction.md)
 //   study --lrs 1e-3,1e-2,1e-1 --steps 300   # any preset with flags overriding its numbers
+//   study --preset mup --dry-run             # the grid, the number of runs and an estimated time; no training
+//   study --report runs/default              # (re)write runs/default/report.html for a results directory
 //
 // Prints a table (final validation loss per LR, ℓ0, best loss and LR sensitivity per recipe and size) and
-// writes results.jsonl, summary.json, CSVs and per-run metrics into --out; `tools/plot_study.py DIR` draws
-// the plots. Interrupt with Ctrl-C and run the same command again to resume: finished runs are kept. Bad
+// writes results.jsonl, summary.json, CSVs and per-run metrics into --out, then the report page
+// <out>/report.html (tools/report.py; skipped with one line when Python/matplotlib is missing);
+// `tools/plot_study.py DIR` draws the plots. Interrupt with Ctrl-C and run the same command again to resume: finished runs are kept. Bad
 // input exits with code 2 and one line; an interrupted study exits with 130.
 //
 // Across processes (docs/distributed.md):
@@ -22,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <vector>
+#include <thread>
 
 #include <boost/hana/tuple.hpp>
 
@@ -37,7 +41,9 @@
 #include "support/cli.hpp"
 #include "support/config_file.hpp"
 #include "support/corpus.hpp"
+#include "support/estimate.hpp"
 #include "support/progress.hpp"
+#include "support/report.hpp"
 
 namespace
 {
@@ -50,6 +56,9 @@ namespace
         std::string preset = "default";
         std::string corpus = "default";
         std::string out;
+        bool dry_run = false;
+        bool no_report = false;
+        std::string report;
     };
 
     /// How this process takes part in the study (docs/distributed.md): alone, as a static shard, as a rank
@@ -82,6 +91,43 @@ namespace
             return runner.run_shard(mode.resolved->shard, obs);
         }
         return runner.run(obs);
+    }
+
+    /// `--dry-run`: the grid, one line per run with its estimated time, and the total (support/estimate.hpp).
+    template <class Runner>
+    int print_dry_run(const Runner& runner, const st::study_spec& spec, std::size_t n_recipes)
+    {
+        const auto& st_cfg = spec.study;
+        std::printf("study '%s' (dry run: nothing is trained)\n", st_cfg.name.c_str());
+        std::printf("  recipes: %zu | sizes: %zu | LRs: %zu | runs: %zu\n", n_recipes, st_cfg.sizes.size(),
+                    st_cfg.lrs.size(), runner.runs().size());
+        double total = 0;
+        std::printf("  %-34s %-12s %9s %6s %6s %9s %9s %6s %10s\n", "recipe", "size", "lr", "warmup", "steps",
+                    "wd", "eps", "", "est. 1 thr");
+        for (const auto& r : runner.runs())
+        {
+            auto m = spec.model;
+            m.d_model = r.size.d_model;
+            m.n_layers = r.size.n_layers;
+            m.n_heads = r.size.n_heads;
+            auto t = spec.train;
+            t.steps = r.steps;
+            const double sec = ballast::cli::run_seconds(m, t);
+            total += sec;
+            std::printf("  %-34s %-12s %9.2e %6zu %6zu %9.3g %9.3g %6s %10s\n",
+                        (r.recipe_name + " " + r.optimizer).c_str(), r.size.label().c_str(), r.lr, r.warmup,
+                        r.steps, r.weight_decay, r.eps, "", ballast::cli::human_duration(sec).c_str());
+        }
+        const double wall =
+          ballast::cli::study_wall_seconds(total, runner.runs().size(), st_cfg.jobs, st_cfg.threads_per_run);
+        std::printf("%zu runs, estimated %s of single-thread compute, about %s wall-clock here (%d jobs, %d "
+                    "thread(s) per run; cost model fitted on this project's development machine, see "
+                    "examples/support/estimate.hpp)\n",
+                    runner.runs().size(), ballast::cli::human_duration(total).c_str(),
+                    ballast::cli::human_duration(wall).c_str(),
+                    st_cfg.jobs > 0 ? st_cfg.jobs : static_cast<int>(std::thread::hardware_concurrency()),
+                    st_cfg.threads_per_run);
+        return 0;
     }
 
     /// A preset: the base configs, and which recipe grid it runs (by id, resolved at compile time below).
@@ -307,8 +353,12 @@ namespace
         auto tokens = ballast::cli::resolve_corpus(o.corpus, corpus_name);
         const ballast::token_splits data(std::move(tokens), spec.model.vocab, spec.train.val_fraction,
                                          spec.train.seq, corpus_name);
-        st::study_runner runner(recipes, spec, data);
+        st::study_runner runner(recipes, spec, data); // refuses an empty grid or duplicate points
         const std::size_t n_recipes = hana::length(recipes);
+        if (o.dry_run)
+        {
+            return print_dry_run(runner, spec, n_recipes);
+        }
         if (mode.comm != nullptr && mode.comm->rank() != 0)
         {
             runner.run_queue(*mode.comm); // an MPI worker: trains what rank 0 hands out, prints nothing
@@ -379,6 +429,10 @@ namespace
         {
             std::printf("interrupted: run the same command again to resume\n");
             return 130;
+        }
+        if (!o.no_report)
+        {
+            ballast::cli::write_report(spec.out, "study --report " + spec.out.string());
         }
         return 0;
     }
@@ -470,12 +524,30 @@ int main(int argc_in, char** argv_in)
     app.add_flag(
       "--merge", mode.merge,
       "merge the result files in --out into results.jsonl and the summaries (as `study merge DIR`)");
+    app.add_flag("--dry-run", o.dry_run,
+                 "print the grid, the number of runs and an estimated time, and exit without training");
+    app.add_option(
+      "--report", o.report,
+      "write DIR/report.html for the finished (or partial) study in DIR, and exit without training");
+    app.add_flag("--no-report", o.no_report, "do not write <out>/report.html at the end of the study");
     ballast::cli::add_reflected_options(app, spec.study, "Study grid");
     ballast::cli::add_reflected_options(app, spec.train, "Training (every run)");
     ballast::cli::add_reflected_options(app, spec.optimizer, "Optimizer (every run)");
     if (const int rc = ballast::cli::parse(app, argc, argv); rc >= 0)
     {
         return rc;
+    }
+    if (!o.report.empty())
+    {
+        return ballast::cli::run_main(
+          "study",
+          [&]
+          {
+              BALLAST_CHECK(
+                std::filesystem::is_regular_file(std::filesystem::path(o.report) / "results.jsonl"), "study",
+                "--report: no results.jsonl in '", o.report, "'");
+              return ballast::cli::write_report(o.report, "python3 tools/report.py " + o.report) == 0 ? 0 : 1;
+          });
     }
     spec.out = o.out.empty() ? std::filesystem::path("runs") / o.preset : std::filesystem::path(o.out);
     if (int(mode.merge) + int(mode.mpi) + int(!mode.shard.empty()) > 1)

@@ -5,6 +5,9 @@
 //   train --config examples/configs/small.toml --lr 3e-2     # flags override the file
 //   train --out runs/baseline --resume              # continue an interrupted run, bit-identically
 //
+//   train --diagnostics --lr 0.3                   # also record max attention logit, log Z, update and
+//                                                   # gradient RMS every --diag-interval steps, with early warnings
+//
 // Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits with code 130; `--resume` continues from it.
 // Output directory: metrics.jsonl (schema in docs/training.md), checkpoint/ (checkpoint.json +
 // tensors-*.safetensors), weights.safetensors at the end. A diverged run is a result, not an error: it is
@@ -13,8 +16,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <unistd.h>
+#include <vector>
 
 #include <ballast/core/parallel.hpp>
+#include <ballast/model/diagnostics.hpp>
 #include <ballast/policies/registry.hpp>
 #include <ballast/train/trainer.hpp>
 
@@ -32,15 +38,32 @@ namespace
         std::string corpus = "default";
         std::string out = "runs/train";
         bool resume = false;
+        bool diagnostics = false;
     };
 
-    /// Progress on stderr: bar, ETA, current loss, LR and throughput.
+    /// One terminal line for a fired early warning (the rules: train/warnings.hpp).
+    std::string warning_line(const ballast::early_warning& w)
+    {
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "early warning at step %zu: %s = %.4g (threshold %.4g)%s%s", w.step,
+                      w.rule.c_str(), w.value, w.threshold, w.where.empty() ? "" : ", ", w.where.c_str());
+        return buf;
+    }
+
+    /// Progress on stderr: bar, ETA, current loss, LR and throughput; early warnings as they fire.
     struct progress_callback
     {
         ballast::cli::progress* bar;
         std::size_t start_step;
+        const std::vector<ballast::early_warning>* warnings;
+        std::size_t* printed;
         void on_step_end(const ballast::step_info& s) const
         {
+            for (; *printed < warnings->size(); ++*printed)
+            {
+                std::fprintf(stderr, "%s%s\n", ::isatty(::fileno(stderr)) ? "\r\033[K" : "",
+                             warning_line((*warnings)[*printed]).c_str());
+            }
             char status[160];
             std::snprintf(status, sizeof status, "loss %.4f  lr %.2e  |g| %.3g  %.0f tok/s", s.loss.loss,
                           s.lr, s.grad_norm, s.tokens_per_second);
@@ -50,7 +73,8 @@ namespace
 
     template <class P, class O>
     int train(const ballast::model_config& model, ballast::train_config cfg,
-              const ballast::optimizer_config& opt, const train_options& o)
+              const ballast::optimizer_config& opt, const ballast::warning_config& warn,
+              const train_options& o)
     {
         std::string corpus_name;
         auto tokens = ballast::cli::resolve_corpus(o.corpus, corpus_name);
@@ -67,7 +91,12 @@ namespace
             cfg.checkpoint_dir = (out / "checkpoint").string();
         }
         cfg.handle_signals = true;
-        ballast::trainer<P, O, float> tr(model, cfg, opt, data);
+        if (!o.diagnostics)
+        {
+            cfg.diag_interval = 0; // the same trainer type, recording nothing
+        }
+        ballast::trainer<P, O, float, ballast::diagnostics::forward> tr(model, cfg, opt, data);
+        tr.set_warning_config(warn);
         if (o.resume)
         {
             BALLAST_CHECK(ballast::has_checkpoint(cfg.checkpoint_dir), "train",
@@ -85,14 +114,28 @@ namespace
           std::string(P::name).c_str(), std::string(O::name).c_str(), tr.model().layout().count(),
           model.d_model, model.n_layers, model.n_heads, corpus_name.c_str(), data.train().size(),
           data.validation().size());
-        std::printf("%zu steps x %zu x %zu tokens, peak LR %g (%s, warm-up %zu), %d threads%s\n", cfg.steps,
-                    cfg.batch, cfg.seq, cfg.lr, std::string(ballast::enum_name(cfg.schedule)).c_str(),
-                    cfg.warmup, ballast::num_threads(),
-                    o.resume ? (", resumed at step " + std::to_string(tr.step())).c_str() : "");
+        const int threads = cfg.threads > 0 ? cfg.threads : ballast::num_threads(); // what run() uses
+        std::printf(
+          "%zu steps x %zu x %zu tokens, peak LR %g (%s, warm-up %zu), %d thread%s%s%s\n", cfg.steps,
+          cfg.batch, cfg.seq, cfg.lr, std::string(ballast::enum_name(cfg.schedule)).c_str(), cfg.warmup,
+          threads, threads == 1 ? "" : "s",
+          o.diagnostics ? (", diagnostics every " + std::to_string(cfg.diag_interval) + " steps").c_str()
+                        : "",
+          o.resume ? (", resumed at step " + std::to_string(tr.step())).c_str() : "");
         std::fflush(stdout);
         ballast::cli::progress bar("train", cfg.steps);
-        const auto r = tr.run(progress_callback{ &bar, tr.step() });
+        std::size_t printed = tr.warnings().size(); // a resumed run reports only new warnings as they fire
+        const auto r = tr.run(progress_callback{ &bar, tr.step(), &tr.warnings(), &printed });
         bar.finish();
+        if (o.diagnostics)
+        {
+            std::printf("diagnostics: %zu recorded steps, %zu early warning%s%s\n", r.diag_history.size(),
+                        r.warnings.size(), r.warnings.size() == 1 ? "" : "s", r.warnings.empty() ? "" : ":");
+            for (const auto& w : r.warnings)
+            {
+                std::printf("  %s\n", warning_line(w).c_str());
+            }
+        }
         if (r.interrupted)
         {
             std::printf("interrupted after step %zu; checkpoint in %s (continue with --resume)\n",
@@ -110,7 +153,9 @@ namespace
             ? (" | DIVERGED at step " + std::to_string(r.diverged_step) + ": " + r.diverged_reason).c_str()
             : "",
           r.train_seconds);
-        std::printf("metrics: %s\n", cfg.metrics_path.c_str());
+        std::printf("metrics: %s%s%s\n", cfg.metrics_path.c_str(),
+                    o.diagnostics ? "  (plots: python3 tools/plot_run.py " : "",
+                    o.diagnostics ? (o.out + ")").c_str() : "");
         return 0;
     }
 } // namespace
@@ -128,6 +173,7 @@ int main(int argc, char** argv)
     cfg.warmup = 25;
     cfg.eval_interval = 100;
     ballast::optimizer_config opt;
+    ballast::warning_config warn;
     std::string config_path;
 
     // The config file is applied first, so that flags override it.
@@ -144,7 +190,8 @@ int main(int argc, char** argv)
           ballast::cli::apply_table(j, "model", model, "train");
           ballast::cli::apply_table(j, "train", cfg, "train");
           ballast::cli::apply_table(j, "optimizer", opt, "train");
-          ballast::cli::reject_unknown_tables(j, { "model", "train", "optimizer" });
+          ballast::cli::apply_table(j, "warnings", warn, "train");
+          ballast::cli::reject_unknown_tables(j, { "model", "train", "optimizer", "warnings" });
           for (const auto& [k, v] : j.items())
           {
               BALLAST_CHECK(v.is_string() || v.is_boolean(), "config file", "'", k,
@@ -161,7 +208,7 @@ int main(int argc, char** argv)
                   ballast::detail::throw_error(
                     "config file", "unknown top-level key '", k,
                     "' (known: policy, optimizer_name, corpus, out; tables [model], [train], "
-                    "[optimizer])");
+                    "[optimizer], [warnings])");
           }
           return 0;
       });
@@ -170,7 +217,7 @@ int main(int argc, char** argv)
         return rc_file;
     }
     app.add_option("--config", config_path,
-                   "TOML file with [model], [train], [optimizer] tables (flags override it)");
+                   "TOML file with [model], [train], [optimizer], [warnings] tables (flags override it)");
     app
       .add_option(
         "--policy", o.policy,
@@ -202,9 +249,15 @@ int main(int argc, char** argv)
     app.add_option("--out", o.out, "output directory (metrics.jsonl, checkpoint/, weights.safetensors)")
       ->capture_default_str();
     app.add_flag("--resume", o.resume, "continue from the checkpoint in <out>/checkpoint");
+    app.add_flag(
+      "--diagnostics", o.diagnostics,
+      "record the study's diagnostics (max attention logit per layer, log Z, update and gradient RMS "
+      "per tensor) every --diag-interval steps into metrics.jsonl, and print early warnings as they "
+      "fire (docs/diagnostics.md)");
     ballast::cli::add_reflected_options(app, model, "Model");
     ballast::cli::add_reflected_options(app, cfg, "Training");
     ballast::cli::add_reflected_options(app, opt, "Optimizer");
+    ballast::cli::add_reflected_options(app, warn, "Early warnings (with --diagnostics)");
     if (const int rc = ballast::cli::parse(app, argc, argv); rc >= 0)
     {
         return rc;
@@ -225,7 +278,7 @@ int main(int argc, char** argv)
                                                                {
                                                                    using P = typename decltype(p)::type;
                                                                    using O = typename decltype(opt_t)::type;
-                                                                   rc = train<P, O>(model, cfg, opt, o);
+                                                                   rc = train<P, O>(model, cfg, opt, warn, o);
                                                                });
                                    });
           return rc;

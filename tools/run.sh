@@ -2,7 +2,8 @@
 # The main job: installs what is missing, builds, and runs the default LR-sensitivity study on the default
 # corpus (Debian's `fortunes`): the paper's default recipe with qk-layernorm on/off × z-loss on/off, over the
 # paper's 7-point LR grid at two model sizes (docs/study.md). Prints the table, writes runs/default/
-# (results.jsonl, summary.json, CSVs, per-run metrics) and the plots in runs/default/plots/.
+# (results.jsonl, summary.json, CSVs, per-run metrics), the plots in runs/default/plots/ and the report page
+# runs/default/report.html (docs/report.md), whose path it prints last.
 # Extra arguments go to the study program (e.g. tools/run.sh --steps 100; tools/run.sh --help). Interrupt
 # with Ctrl-C and run it again to resume: finished runs are kept.
 set -euo pipefail
@@ -20,6 +21,16 @@ if [ "$status" -eq 0 ]; then
     done
     # Debian's python3 (with python3-matplotlib from setup.sh), even when another python3 comes first in PATH.
     py=/usr/bin/python3; [ -x "$py" ] || py=python3
-    "$py" tools/plot_study.py "$out"
+    for a in "$@"; do # nothing was trained: no plots
+        case "$a" in --dry-run | --help | -h | --help-markdown | --report | --report=*) exit "$status" ;; esac
+    done
+    if [ -s "$out/results.jsonl" ]; then
+        "$py" tools/plot_study.py "$out"
+        if [ -s "$out/report.html" ]; then
+            echo "report: $out/report.html"
+        else
+            echo "report: not written (see above); make it with: build/release/examples/study --report $out"
+        fi
+    fi
 fi
 exit "$status"

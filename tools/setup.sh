@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ballast needs, idempotently: quiet and instant when all are present.
-#   tools/setup.sh            build + test dependencies
+#   tools/setup.sh            build + test dependencies (with chromium, for the report's browser test)
 #   tools/setup.sh bench      also the benchmark dependencies (Google Benchmark, OpenBLAS peer)
 #   tools/setup.sh study      also the main job's dependencies (corpus, plotting)
 #   tools/setup.sh fuzz       also clang-14 and its sanitizer/libFuzzer runtime (tools/fuzz.sh)
@@ -18,6 +18,9 @@ for group in "$@"; do
     *) echo "setup.sh: unknown group '$group' (known: bench, study, fixtures, fuzz)" >&2; exit 2 ;;
     esac
 done
+# Headless Chromium for the report's browser test, only for the test run (tools/test.sh calls setup.sh without
+# groups): the main job does not need it.
+[ $# -eq 0 ] && packages+=(chromium)
 
 missing=()
 for p in "${packages[@]}"; do

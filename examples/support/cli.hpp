@@ -113,8 +113,9 @@ namespace ballast::cli
             return app
               .add_option_function<std::string>(
                 flag, [&member, flag](const std::string& s) { member = parse_integer<V>(s, flag); },
-                help + " (default " + std::to_string(member) + ")")
-              ->type_name(std::is_unsigned_v<V> ? "UINT" : "INT");
+                help)
+              ->type_name(std::is_unsigned_v<V> ? "UINT" : "INT")
+              ->default_str(std::to_string(member));
         }
         else if constexpr (is_integer_vector<V>::value)
         {
@@ -135,9 +136,10 @@ namespace ballast::cli
                         member.push_back(parse_integer<E>(s, flag));
                     }
                 },
-                help + (def.empty() ? std::string() : " (default " + def + ")"))
+                help)
               ->delimiter(',')
-              ->type_name(std::is_unsigned_v<E> ? "UINT ..." : "INT ...");
+              ->type_name(std::is_unsigned_v<E> ? "UINT" : "INT") // CLI11 adds " ..."
+              ->default_str(def.empty() ? std::string() : "[" + def + "]");
         }
         else if constexpr (ballast::detail::is_vector<V>::value)
         {
@@ -149,11 +151,13 @@ namespace ballast::cli
         }
     }
 
-    /// `--field-name` for every reflected member of `cfg`; defaults shown in --help. Integers are parsed
-    /// strictly (see add_option); thread counts are capped at the hardware threads (see cap_threads).
+    /// `--field-name` for every reflected member of `cfg`, described by its `field_docs`; defaults shown
+    /// in --help. Integers are parsed strictly (see add_option); thread counts are capped at the hardware
+    /// threads (see cap_threads).
     template <class Config>
     void add_reflected_options(CLI::App& app, Config& cfg, const std::string& group)
     {
+        static_assert(ballast::documented<Config>, "every reflected field needs a field_docs entry");
         boost::hana::for_each(
           boost::hana::accessors<Config>(),
           [&](auto pair)
@@ -164,6 +168,8 @@ namespace ballast::cli
               {
                   c = c == '_' ? '-' : c;
               }
+              const std::string text(
+                ballast::field_description<Config>(boost::hana::to<const char*>(boost::hana::first(pair))));
               auto& member = boost::hana::second(pair)(cfg);
               using V = std::remove_cvref_t<decltype(member)>;
               if constexpr (ballast::named_enum<V>)
@@ -179,7 +185,9 @@ namespace ballast::cli
                       "--" + flag,
                       [&member, flag](const std::string& s)
                       { member = ballast::parse_enum<V>(s, "--" + flag); },
-                      names + " (default " + std::string(ballast::enum_name(member)) + ")")
+                      text)
+                    ->type_name(names)
+                    ->default_str(std::string(ballast::enum_name(member)))
                     ->group(group);
               }
               else if constexpr (std::is_same_v<V, int>)
@@ -192,18 +200,19 @@ namespace ballast::cli
                           "--" + flag,
                           [&member, flag, program](const std::string& s)
                           { member = cap_threads(parse_signed<int>(s, "--" + flag), "--" + flag, program); },
-                          "(default " + std::to_string(member) + ", at most the hardware threads)")
+                          text + " (at most the hardware threads)")
                         ->type_name("INT")
+                        ->default_str(std::to_string(member))
                         ->group(group);
                   }
                   else
                   {
-                      add_option(app, "--" + flag, member, "")->group(group);
+                      add_option(app, "--" + flag, member, text)->group(group);
                   }
               }
               else
               {
-                  add_option(app, "--" + flag, member, "")->group(group);
+                  add_option(app, "--" + flag, member, text)->group(group);
               }
           });
     }
@@ -227,9 +236,66 @@ namespace ballast::cli
         }
     }
 
+    /// Every option of `app` as Markdown tables, one per group (the source of docs/flags.md).
+    inline std::string markdown_flags(const CLI::App& app)
+    {
+        const auto cell = [](std::string s)
+        {
+            std::string out;
+            for (const char c : s)
+            {
+                out += c == '|'    ? std::string("\\|")
+                       : c == '<'  ? std::string("&lt;")
+                       : c == '>'  ? std::string("&gt;")
+                       : c == '\n' ? std::string("<br>")
+                                   : std::string(1, c);
+            }
+            return out;
+        };
+        std::string out = "## `" + app.get_name() + "`\n\n" + cell(app.get_description()) + "\n";
+        std::vector<std::string> groups;
+        for (const CLI::Option* opt : app.get_options())
+        {
+            if (std::find(groups.begin(), groups.end(), opt->get_group()) == groups.end())
+            {
+                groups.push_back(opt->get_group());
+            }
+        }
+        for (const auto& group : groups)
+        {
+            out += "\n### " + group + "\n\n| flag | values | default | meaning |\n|---|---|---|---|\n";
+            for (const CLI::Option* opt : app.get_options())
+            {
+                if (opt->get_group() != group)
+                {
+                    continue;
+                }
+                std::string name = opt->get_name(false, true);
+                std::string type = opt->get_type_name();
+                type = type.empty() ? "flag" : opt->get_expected_max() > 1 ? type + " ..." : type;
+                out += "| `" + cell(name) + "` | " + (type.empty() ? "" : "`" + cell(type) + "`") + " | " +
+                       (opt->get_default_str().empty() ? "" : "`" + cell(opt->get_default_str()) + "`") +
+                       " | " + cell(opt->get_description()) + " |\n";
+            }
+        }
+        return out;
+    }
+
     /// Parse argv; on a usage error print one line and return 2 (help and version return 0).
+    /// `--help-markdown` prints every flag as Markdown (markdown_flags) and returns 0.
     inline int parse(CLI::App& app, int argc, char** argv)
     {
+        static bool help_markdown = false; // handled below, before parsing (required options may be absent)
+        app.add_flag("--help-markdown", help_markdown,
+                     "print every flag as Markdown tables (docs/flags.md) and exit");
+        for (int i = 1; i < argc; ++i)
+        {
+            if (std::string_view(argv[i]) == "--help-markdown")
+            {
+                std::fputs(markdown_flags(app).c_str(), stdout);
+                return 0;
+            }
+        }
         // A scalar option given twice: the last one wins (`train $COMMON --lr 0.1` overrides $COMMON's
         // --lr, as with most Unix tools); list options collect the values of every occurrence.
         for (CLI::Option* opt : app.get_options())

@@ -5,13 +5,17 @@
 /// Config aggregates as JSON, by reflection. Every config struct is adapted with
 /// `BOOST_HANA_ADAPT_STRUCT`, so its fields are listed once, next to their definitions, and never again:
 /// the metrics header, checkpoints, study result lines, TOML files and command-line flags all walk the same
-/// list. Enumerations take part through `enum_names<E>`, a table of (name, value) pairs.
+/// list. Enumerations take part through `enum_names<E>`, a table of (name, value) pairs. Every adapted
+/// struct also specialises `field_docs<S>` next to its adaptation: one sentence per field (what it does,
+/// its unit, its allowed values), the text of the programs' `--help` and of docs/flags.md. `documented<S>`
+/// checks at compile time that the docs list every reflected field, in order, each with a non-empty text.
 ///
 ///   nlohmann::json j = ballast::to_json(cfg);     // {"vocab": 256, "d_model": 128, ...}
 ///   ballast::from_json(j, cfg, "model");          // unknown keys and wrong types are errors
 
 #include <array>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -25,6 +29,7 @@
 #include <boost/hana/for_each.hpp>
 #include <boost/hana/second.hpp>
 #include <boost/hana/string.hpp>
+#include <boost/hana/unpack.hpp>
 #include <nlohmann/json.hpp>
 
 #include <ballast/core/config.hpp>
@@ -99,6 +104,74 @@ namespace ballast
                                   f(std::string_view(boost::hana::to<const char*>(boost::hana::first(pair))),
                                     boost::hana::second(pair)(s));
                               });
+    }
+
+    /// One reflected field's documentation: its reflected name and what it means (unit, allowed values;
+    /// the default is the field's initialiser, which the programs print next to it).
+    struct field_doc
+    {
+        std::string_view name;
+        std::string_view text;
+    };
+
+    /// Specialise next to every `BOOST_HANA_ADAPT_STRUCT` with
+    /// `static constexpr std::array<field_doc, N> fields`, one entry per reflected field, in the order of
+    /// the adaptation, and follow it with `static_assert(ballast::documented<S>)`.
+    template <class S>
+    struct field_docs;
+
+    namespace detail
+    {
+        /// True when field_docs<S> names every reflected field of S, in order, each with a text.
+        template <class S>
+        consteval bool docs_match()
+        {
+            if constexpr (requires { field_docs<S>::fields; })
+            {
+                return boost::hana::unpack(
+                  boost::hana::accessors<S>(),
+                  [](auto... pairs)
+                  {
+                      constexpr auto& docs = field_docs<S>::fields;
+                      if (sizeof...(pairs) != docs.size())
+                      {
+                          return false;
+                      }
+                      const std::string_view names[] = { std::string_view(
+                        std::remove_cvref_t<decltype(boost::hana::first(pairs))>::c_str())... };
+                      for (std::size_t i = 0; i < docs.size(); ++i)
+                      {
+                          if (names[i] != docs[i].name || docs[i].text.empty())
+                          {
+                              return false;
+                          }
+                      }
+                      return true;
+                  });
+            }
+            else
+            {
+                return false;
+            }
+        }
+    } // namespace detail
+
+    /// A reflected aggregate whose every field is documented by `field_docs<S>`.
+    template <class S>
+    concept documented = reflected<S> && detail::docs_match<S>();
+
+    /// The description of field `name` of S ("" if S has no such field).
+    template <documented S>
+    constexpr std::string_view field_description(std::string_view name) noexcept
+    {
+        for (const auto& d : field_docs<S>::fields)
+        {
+            if (d.name == name)
+            {
+                return d.text;
+            }
+        }
+        return {};
     }
 
     /// Every reflected field as a JSON object (enums by name).

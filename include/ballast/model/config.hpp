@@ -7,12 +7,14 @@
 /// time; this struct holds the numbers they use, so sweeps never recompile. A number is read only by the
 /// policy that needs it (the z-loss coefficient only when the policy set has z-loss, and so on).
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
 #include <boost/hana/adapt_struct.hpp>
 
 #include <ballast/core/config.hpp>
+#include <ballast/core/reflect.hpp>
 
 namespace ballast
 {
@@ -66,5 +68,28 @@ namespace ballast
 BOOST_HANA_ADAPT_STRUCT(ballast::model_config, vocab, d_model, n_layers, n_heads, context, mlp_ratio,
                         norm_eps, rope_base, kappa, attn_soft_cap, output_soft_cap, zloss_coef,
                         mup_base_width);
+
+template <>
+struct ballast::field_docs<ballast::model_config>
+{
+    static constexpr std::array<field_doc, 13> fields{ {
+      { "vocab", "vocabulary size V: token ids are in [0, V) (256 for the byte corpora); >= 2" },
+      { "d_model", "residual width d; a multiple of --n-heads" },
+      { "n_layers", "number of transformer blocks L; >= 1" },
+      { "n_heads", "attention heads H; head width is d_model / n_heads" },
+      { "context", "maximum sequence length T in tokens (the RoPE table and --seq are bounded by it)" },
+      { "mlp_ratio", "MLP hidden width as a multiple of d_model; >= 1" },
+      { "norm_eps", "epsilon of every LayerNorm/RMSNorm, including qk-norm; > 0" },
+      { "rope_base", "RoPE frequency base theta; > 1" },
+      { "kappa", "forced attention-logit scale kappa: q and k RMS are set to sqrt(kappa) (forced-scale "
+                 "qk control only, paper Fig 10); > 0" },
+      { "attn_soft_cap", "c in c*tanh(z/c) on the attention logits (attention soft-cap policy only); > 0" },
+      { "output_soft_cap", "c in c*tanh(y/c) on the output logits (output soft-cap policy only); > 0" },
+      { "zloss_coef",
+        "coefficient of coef*(log Z)^2 per token added to the loss (z-loss policy only); >= 0" },
+      { "mup_base_width", "muParam: the width at which every LR multiplier is 1 (muParam policy only); > 0" },
+    } };
+};
+static_assert(ballast::documented<ballast::model_config>);
 
 #endif

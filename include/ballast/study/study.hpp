@@ -30,6 +30,7 @@
 /// - `merge()`: every result file of the directory into results.jsonl in grid order, plus the summaries.
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -98,6 +99,28 @@ namespace ballast::study
 BOOST_HANA_ADAPT_STRUCT(ballast::study::study_config, name, sizes, lrs, warmups, weight_decays,
                         coupled_weight_decays, epss, step_counts, sensitivity_window, jobs, threads_per_run,
                         run_metrics);
+
+template <>
+struct ballast::field_docs<ballast::study::study_config>
+{
+    static constexpr std::array<field_doc, 12> fields{ {
+      { "name", "the study's name (written into results and the report)" },
+      { "sizes", "model sizes, comma-separated labels d<d_model>_L<layers>_H<heads> (e.g. d64_L2_H4)" },
+      { "lrs", "peak learning rates, comma-separated (the LR grid of every recipe and size)" },
+      { "warmups", "warm-up lengths in steps, comma-separated (empty: --warmup)" },
+      { "weight_decays", "weight decay values for recipes with independent decay (empty: --weight-decay)" },
+      { "coupled_weight_decays", "weight decay values for recipes with coupled decay (PyTorch-style AdamW; "
+                                 "the paper's 0.1)" },
+      { "epss", "AdamW eps values, comma-separated (empty: --eps)" },
+      { "step_counts", "total steps per run, comma-separated (empty: --steps)" },
+      { "sensitivity_window", "> 0: LR sensitivity is the minimum over windows of this many consecutive "
+                              "LRs (0: the whole grid)" },
+      { "jobs", "runs trained at the same time (0: one per hardware thread)" },
+      { "threads_per_run", "worker threads inside each run; >= 1" },
+      { "run_metrics", "write each run's metrics log to runs/<key>.jsonl (true|false)" },
+    } };
+};
+static_assert(ballast::documented<ballast::study::study_config>);
 
 namespace ballast::study
 {

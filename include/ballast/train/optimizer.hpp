@@ -378,4 +378,29 @@ struct boost::hana::accessors_impl<ballast::optimizer_config>
     }
 };
 
+/// The flat keys take their text from the per-optimizer configs' docs (one place for each sentence).
+template <>
+struct ballast::field_docs<ballast::optimizer_config>
+{
+    static constexpr std::array<field_doc, 15> fields{ {
+      { "beta1", ballast::field_description<ballast::optim::adamw_config>("beta1") },
+      { "beta2", ballast::field_description<ballast::optim::adamw_config>("beta2") },
+      { "eps", ballast::field_description<ballast::optim::adamw_config>("eps") },
+      { "lion_beta1", ballast::field_description<ballast::optim::lion_config>("beta1") },
+      { "lion_beta2", ballast::field_description<ballast::optim::lion_config>("beta2") },
+      { "momentum", ballast::field_description<ballast::optim::sgd_momentum_config>("momentum") },
+      { "weight_decay", ballast::field_description<ballast::optim::common_config>("weight_decay") },
+      { "decay_mask", ballast::field_description<ballast::optim::common_config>("decay_mask") },
+      { "rms_floor", ballast::field_description<ballast::optim::rms_scaling_config>("rms_floor") },
+      { "clip", ballast::field_description<ballast::optim::common_config>("clip") },
+      { "adafactor_beta1", ballast::field_description<ballast::optim::adafactor_config>("beta1") },
+      { "adafactor_decay_rate", ballast::field_description<ballast::optim::adafactor_config>("decay_rate") },
+      { "adafactor_eps1", ballast::field_description<ballast::optim::adafactor_config>("eps1") },
+      { "adafactor_eps2", ballast::field_description<ballast::optim::adafactor_config>("eps2") },
+      { "adafactor_clip_threshold",
+        ballast::field_description<ballast::optim::adafactor_config>("clip_threshold") },
+    } };
+};
+static_assert(ballast::documented<ballast::optimizer_config>);
+
 #endif

@@ -83,6 +83,38 @@ BOOST_HANA_ADAPT_STRUCT(ballast::train_config, steps, batch, seq, lr, schedule, 
                         threads, log_interval, checkpoint_interval, checkpoint_dir, metrics_path,
                         handle_signals, diag_interval);
 
+template <>
+struct ballast::field_docs<ballast::train_config>
+{
+    static constexpr std::array<field_doc, 20> fields{ {
+      { "steps", "optimizer steps (the run's length); >= 1" },
+      { "batch", "sequences per optimizer step; >= 1" },
+      { "seq", "tokens per sequence; 1 .. --context" },
+      { "lr", "peak learning rate eta, reached at the end of warm-up" },
+      { "schedule", "learning-rate schedule after warm-up" },
+      { "warmup", "linear warm-up length in steps (the paper uses 5% of --steps); <= --steps" },
+      { "min_lr", "absolute LR floor of the cosine, linear and WSD schedules (paper: 1e-5)" },
+      { "decay_fraction",
+        "warmup_stable_decay only: fraction of the steps spent decaying to --min-lr; 0 .. 1" },
+      { "val_fraction", "fraction of the corpus (its end) held out for validation; 0 .. 1" },
+      { "eval_interval", "validation every this many steps (0: only at the start and the end)" },
+      { "eval_batches", "validation batches per evaluation (fixed windows, the same every time); >= 1" },
+      { "divergence_factor", "a run has diverged when its training loss exceeds this x ln(vocab), or is not "
+                             "finite; > 0" },
+      { "seed", "seed of the initialisation and of the batch order" },
+      { "threads",
+        "worker threads of the run (0: OMP_NUM_THREADS, else all cores); results do not depend on it" },
+      { "log_interval", "a line in metrics.jsonl every this many steps (0: none)" },
+      { "checkpoint_interval", "checkpoint every this many steps (0: only at the end and on a signal)" },
+      { "checkpoint_dir", "directory for checkpoints (empty: the program's default, or none)" },
+      { "metrics_path", "JSONL metrics log (empty: the program's default, or none)" },
+      { "handle_signals", "on SIGINT/SIGTERM, checkpoint and stop cleanly (the programs turn it on)" },
+      { "diag_interval", "record diagnostics (max attention logit, log Z, update and gradient RMS) every "
+                         "this many steps when diagnostics are on (0: never)" },
+    } };
+};
+static_assert(ballast::documented<ballast::train_config>);
+
 namespace ballast
 {
     /// The fields a resume must agree on (everything but run control), as JSON.

@@ -344,6 +344,10 @@ namespace ballast
             m_warnings = early_warnings(c, m_opt.config().adamw.eps);
         }
 
+        /// The early warnings fired so far (with a diagnostics policy), oldest first; callbacks read it to
+        /// report a warning as it fires.
+        const std::vector<early_warning>& warnings() const noexcept { return m_result.warnings; }
+
     private:
         /// Diagnostics, part 1 (before the update): per-tensor gradient and parameter RMS.
         nlohmann::json tensor_stats_before(std::span<const T> grads) const

@@ -19,6 +19,7 @@
 ///
 /// Each rule reports once per run (its first firing), so a log holds the onset, not a flood.
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <set>
@@ -29,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include <ballast/core/json.hpp>
+#include <ballast/core/reflect.hpp>
 
 namespace ballast
 {
@@ -134,5 +136,21 @@ namespace ballast
 
 BOOST_HANA_ADAPT_STRUCT(ballast::warning_config, attn_logit_threshold, attn_logit_growth, attn_logit_floor,
                         log_z_bound, update_rms_floor, eps_margin);
+
+template <>
+struct ballast::field_docs<ballast::warning_config>
+{
+    static constexpr std::array<field_doc, 6> fields{ {
+      { "attn_logit_threshold", "warn when any layer's max attention logit exceeds this (paper 3.1.1: runs "
+                                "above 1e4 diverged)" },
+      { "attn_logit_growth", "warn when a layer's max attention logit grew by more than this factor since "
+                             "the previous recorded step" },
+      { "attn_logit_floor", "the growth rule applies only from a previous max logit of at least this" },
+      { "log_z_bound", "warn when the mean log Z of the output logits falls below this (paper 3.1.2)" },
+      { "update_rms_floor", "eps-collapse: warn when a tensor's unscaled update RMS is below this ..." },
+      { "eps_margin", "... while its gradient RMS is below this x AdamW eps (paper 3.4)" },
+    } };
+};
+static_assert(ballast::documented<ballast::warning_config>);
 
 #endif

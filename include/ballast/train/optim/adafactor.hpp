@@ -39,6 +39,7 @@
 #include <boost/hana/adapt_struct.hpp>
 
 #include <ballast/core/config.hpp>
+#include <ballast/core/reflect.hpp>
 #include <ballast/kernels/optimizer.hpp>
 #include <ballast/train/optim/common.hpp>
 
@@ -128,5 +129,18 @@ namespace ballast::optim
 } // namespace ballast::optim
 
 BOOST_HANA_ADAPT_STRUCT(ballast::optim::adafactor_config, beta1, decay_rate, eps1, eps2, clip_threshold);
+
+template <>
+struct ballast::field_docs<ballast::optim::adafactor_config>
+{
+    static constexpr std::array<field_doc, 5> fields{ {
+      { "beta1", "Adafactor: first-moment decay of the clipped update (0: no first moment); 0 .. <1" },
+      { "decay_rate", "Adafactor: c in the second-moment decay 1 - t^(-c); 0 .. 1" },
+      { "eps1", "Adafactor: epsilon1 added to the squared gradient; > 0" },
+      { "eps2", "Adafactor: epsilon2, floor of the parameter RMS in the relative step size; >= 0" },
+      { "clip_threshold", "Adafactor: update-clipping threshold d; > 0" },
+    } };
+};
+static_assert(ballast::documented<ballast::optim::adafactor_config>);
 
 #endif

@@ -20,6 +20,7 @@
 #include <boost/hana/adapt_struct.hpp>
 
 #include <ballast/core/config.hpp>
+#include <ballast/core/reflect.hpp>
 #include <ballast/kernels/optimizer.hpp>
 #include <ballast/train/optim/common.hpp>
 
@@ -108,5 +109,17 @@ namespace ballast::optim
 } // namespace ballast::optim
 
 BOOST_HANA_ADAPT_STRUCT(ballast::optim::adamw_config, beta1, beta2, eps);
+
+template <>
+struct ballast::field_docs<ballast::optim::adamw_config>
+{
+    static constexpr std::array<field_doc, 3> fields{ {
+      { "beta1", "AdamW: first-moment decay; 0 .. <1" },
+      { "beta2", "AdamW: second-moment decay; 0 .. <1" },
+      { "eps",
+        "AdamW: epsilon added outside the square root (paper 3.4: too large collapses the update); >= 0" },
+    } };
+};
+static_assert(ballast::documented<ballast::optim::adamw_config>);
 
 #endif

@@ -200,4 +200,16 @@ namespace ballast
 
 BOOST_HANA_ADAPT_STRUCT(ballast::optim::common_config, weight_decay, decay_mask, clip);
 
+template <>
+struct ballast::field_docs<ballast::optim::common_config>
+{
+    static constexpr std::array<field_doc, 3> fields{ {
+      { "weight_decay", "weight decay lambda; independent decay subtracts lambda*theta per step, coupled "
+                        "decay (PyTorch AdamW) lr*lambda*theta; >= 0" },
+      { "decay_mask", "which tensors are decayed" },
+      { "clip", "global gradient-norm clipping threshold (0: no clipping); >= 0" },
+    } };
+};
+static_assert(ballast::documented<ballast::optim::common_config>);
+
 #endif

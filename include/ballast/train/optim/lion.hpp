@@ -16,6 +16,7 @@
 #include <boost/hana/adapt_struct.hpp>
 
 #include <ballast/core/config.hpp>
+#include <ballast/core/reflect.hpp>
 #include <ballast/kernels/optimizer.hpp>
 #include <ballast/train/optim/common.hpp>
 
@@ -63,5 +64,15 @@ namespace ballast::optim
 } // namespace ballast::optim
 
 BOOST_HANA_ADAPT_STRUCT(ballast::optim::lion_config, beta1, beta2);
+
+template <>
+struct ballast::field_docs<ballast::optim::lion_config>
+{
+    static constexpr std::array<field_doc, 2> fields{ {
+      { "beta1", "Lion: interpolation weight of the momentum in the sign update; 0 .. <1" },
+      { "beta2", "Lion: momentum decay; 0 .. <1" },
+    } };
+};
+static_assert(ballast::documented<ballast::optim::lion_config>);
 
 #endif

@@ -7,11 +7,13 @@
 /// decay is not RMS-scaled. Name: the inner name + "+rms". State and update are the inner optimizer's;
 /// the config is the inner config plus `rms_scaling_config`.
 
+#include <array>
 #include <string_view>
 
 #include <boost/hana/adapt_struct.hpp>
 
 #include <ballast/core/config.hpp>
+#include <ballast/core/reflect.hpp>
 #include <ballast/train/optim/common.hpp>
 
 namespace ballast::optim
@@ -70,5 +72,14 @@ namespace ballast::optim
 } // namespace ballast::optim
 
 BOOST_HANA_ADAPT_STRUCT(ballast::optim::rms_scaling_config, rms_floor);
+
+template <>
+struct ballast::field_docs<ballast::optim::rms_scaling_config>
+{
+    static constexpr std::array<field_doc, 1> fields{ {
+      { "rms_floor", "+rms optimizers: the update is scaled by max(RMS(theta), rms_floor) per tensor; > 0" },
+    } };
+};
+static_assert(ballast::documented<ballast::optim::rms_scaling_config>);
 
 #endif

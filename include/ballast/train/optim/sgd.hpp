@@ -12,6 +12,7 @@
 #include <boost/hana/adapt_struct.hpp>
 
 #include <ballast/core/config.hpp>
+#include <ballast/core/reflect.hpp>
 #include <ballast/kernels/optimizer.hpp>
 #include <ballast/train/optim/common.hpp>
 
@@ -57,5 +58,14 @@ namespace ballast::optim
 } // namespace ballast::optim
 
 BOOST_HANA_ADAPT_STRUCT(ballast::optim::sgd_momentum_config, momentum);
+
+template <>
+struct ballast::field_docs<ballast::optim::sgd_momentum_config>
+{
+    static constexpr std::array<field_doc, 1> fields{ {
+      { "momentum", "sgd_momentum: heavy-ball momentum mu; 0 .. <1" },
+    } };
+};
+static_assert(ballast::documented<ballast::optim::sgd_momentum_config>);
 
 #endif
