@@ -270,4 +270,9 @@ TEST_CASE("cores_from_environment: Slurm's per-task CPUs, then OMP_NUM_THREADS",
                       "ballast: cores: OMP_NUM_THREADS='0' is not a positive integer");
     CHECK_THROWS_WITH(st::cores_from_environment(env_of({ { "SLURM_CPUS_PER_TASK", "two" } })),
                       "ballast: cores: SLURM_CPUS_PER_TASK='two' is not a positive integer");
+    // Set to nothing (`OMP_NUM_THREADS= study ...`) is no constraint, as if unset.
+    CHECK_FALSE(st::cores_from_environment(env_of({ { "OMP_NUM_THREADS", "" } })).has_value());
+    c = st::cores_from_environment(env_of({ { "SLURM_CPUS_PER_TASK", "" }, { "OMP_NUM_THREADS", "2" } }));
+    REQUIRE(c);
+    CHECK(c->variable == "OMP_NUM_THREADS");
 }

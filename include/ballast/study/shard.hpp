@@ -316,9 +316,9 @@ namespace ballast::study
         for (const char* name : { "SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS" })
         {
             const auto v = env(name);
-            if (!v)
+            if (!v || v->empty())
             {
-                continue;
+                continue; // unset, or set to nothing (`OMP_NUM_THREADS= cmd`): no constraint given
             }
             std::string_view s(*v);
             if (std::string_view(name) == "OMP_NUM_THREADS")

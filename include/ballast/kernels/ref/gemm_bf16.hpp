@@ -30,14 +30,14 @@
 
 namespace ballast::kernels::ref
 {
-    namespace detail
+    namespace ref_detail // not `detail`: inside ref that name would hide kernels::detail for every ref kernel
     {
         /// x, or ±0 when x is subnormal (DAZ on an input, FTZ on a result).
         inline float flush_subnormal(float x) noexcept
         {
             return std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(0.0f, x) : x;
         }
-    } // namespace detail
+    } // namespace ref_detail
 
     /// C = round_bf16(op(A))·round_bf16(op(B)) (beta = 0) or C += … (beta = 1), accumulated in double and
     /// rounded once to float.
@@ -83,7 +83,7 @@ namespace ballast::kernels::ref
         const auto in = [&](float x)
         {
             const float r = ::ballast::kernels::round_to_bf16(x);
-            return native ? detail::flush_subnormal(r) : r;
+            return native ? ref_detail::flush_subnormal(r) : r;
         };
         for (std::size_t i = 0; i < M; ++i)
         {
@@ -105,7 +105,7 @@ namespace ballast::kernels::ref
                         s = std::fma(a, b, s);
                         if (native)
                         {
-                            s = detail::flush_subnormal(s);
+                            s = ref_detail::flush_subnormal(s);
                         }
                     }
                     if (native && (k_end - pc) % 2 == 1)
