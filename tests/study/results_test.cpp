@@ -161,7 +161,7 @@ TEST_CASE("a run's diagnostics summary: max logit, tail means over the last 10% 
                            { "log_z_std", 0.5 },
                            { "log_z_min", -3.0 },
                            { "logit_mean", 0.25 },
-                           { "layers", { { { "max_logit", 4.0 } }, { { "max_logit", nullptr } } } },
+                           { "layers", { { { "max_logit", 4.0 }, { "residual_rms", 1.25 } }, { { "max_logit", nullptr } } } },
                            { "tensors",
                              { { "a", { { "grad_rms", 1.0 }, { "update_rms", 3.0 } } },
                                { "b", { { "grad_rms", 2.0 }, { "update_rms", nullptr } } } } } };
@@ -183,6 +183,8 @@ TEST_CASE("a run's diagnostics summary: max logit, tail means over the last 10% 
     CHECK(d["log_z_mean"] == -1.5);
     CHECK(d["logit_mean"] == 0.25);
     CHECK(d["max_attn_logit_by_layer"] == nlohmann::json{ 4.0, nullptr });
+    CHECK(d["residual_rms_by_layer"] == nlohmann::json{ 1.25, nullptr });
+    CHECK(d["qk_cos_mean_by_layer"] == nlohmann::json{ nullptr, nullptr });
     CHECK(d["grad_rms"] == 1.5);   // mean over both tensors
     CHECK(d["update_rms"] == 3.0); // the null one is left out
     // A diverged run has no tail (its last steps are not a steady state).
@@ -215,4 +217,17 @@ TEST_CASE("non_embedding_params leaves out the token and position tables and the
     }
     CHECK(l.count() == 42);
     CHECK(st::non_embedding_params(l) == 15);
+}
+
+TEST_CASE("parse_size reads d<d>_L<l>_H<h>, including the 0-layer bigram baseline", "[study][results]")
+{
+    const auto m = st::parse_size("d64_L0_H4");
+    CHECK(m.d_model == 64);
+    CHECK(m.n_layers == 0);
+    CHECK(m.n_heads == 4);
+    CHECK(m.label() == "d64_L0_H4");
+    CHECK(st::parse_size("d128_L2_H8").n_layers == 2);
+    CHECK_THROWS_WITH(st::parse_size("d0_L2_H4"), Catch::Contains("is not of the form"));
+    CHECK_THROWS_WITH(st::parse_size("d64_L2_H0"), Catch::Contains("is not of the form"));
+    CHECK_THROWS_WITH(st::parse_size("d64_L2"), Catch::Contains("is not of the form"));
 }

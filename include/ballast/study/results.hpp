@@ -65,8 +65,8 @@ namespace ballast::study
         char tail = 0;
         unsigned long d = 0, l = 0, h = 0;
         const int got = std::sscanf(s.c_str(), "d%lu_L%lu_H%lu%c", &d, &l, &h, &tail);
-        BALLAST_CHECK(got == 3 && d > 0 && l > 0 && h > 0, "study", "model size '", s,
-                      "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
+        BALLAST_CHECK(got == 3 && d > 0 && h > 0, "study", "model size '", s,
+                      "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4 (L0: the bigram baseline)");
         m.d_model = d;
         m.n_layers = l;
         m.n_heads = h;
@@ -190,6 +190,16 @@ namespace ballast::study
                 by_layer.push_back(l["max_logit"]);
             }
             out["max_attn_logit_by_layer"] = std::move(by_layer);
+            // Claims 6 and 24: the norm/alignment split and the block-output RMS of the last recorded step.
+            for (const char* k : { "q_norm_mean", "k_norm_mean", "qk_cos_mean", "residual_rms" })
+            {
+                nlohmann::json v = nlohmann::json::array();
+                for (const auto& l : d["layers"])
+                {
+                    v.push_back(l.contains(k) ? l[k] : nlohmann::json(nullptr));
+                }
+                out[std::string(k) + "_by_layer"] = std::move(v);
+            }
             double g = 0, u = 0;
             std::size_t ng = 0, nu = 0;
             for (const auto& [name, t] : d["tensors"].items())
