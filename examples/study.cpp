@@ -149,8 +149,8 @@ namespace
             // Squared-ReLU attention (P = relu(z)^2/sqrt(T)) with and without per-head qk-layernorm.
             auto s = proxy_base();
             s.study.name = "pointwise_attention";
-            p["pointwise_attention"] = { "squared-ReLU attention (relu(z)^2/sqrt(T)) with vs without qk-layernorm "
-                                         "(claim 7, Fig E.11; not yet run)",
+            p["pointwise_attention"] = { "squared-ReLU attention (relu(z)^2/sqrt(T)) with vs without "
+                                         "qk-layernorm (claim 7, Fig E.11; not yet run)",
                                          s };
         }
         {
@@ -160,8 +160,8 @@ namespace
             auto s = proxy_base();
             s.study.name = "forced_scale";
             s.study.sizes = { "d64_L2_H4" };
-            p["forced_scale"] = { "forced logit scale kappa 1e1..1e5 against a 0-layer bigram baseline d64_L0_H4 "
-                                  "(claim 21, Fig 10; not yet run)",
+            p["forced_scale"] = { "forced logit scale kappa 1e1..1e5 against a 0-layer bigram baseline "
+                                  "d64_L0_H4 (claim 21, Fig 10; not yet run)",
                                   s };
         }
         return p;
@@ -412,7 +412,8 @@ int main(int argc, char** argv)
           }
           if (o.preset == "forced_scale")
           {
-              constexpr auto forced = st::recipe_grid(hana::tuple_t<ballast::forced_scale>, hana::tuple_t<adamw>);
+              constexpr auto forced =
+                st::recipe_grid(hana::tuple_t<ballast::forced_scale>, hana::tuple_t<adamw>);
               {
                   // The bigram reference: 0 layers, so the q/k policy (and kappa) play no part.
                   auto b = spec;
@@ -427,7 +428,8 @@ int main(int argc, char** argv)
               for (const double kappa : { 1e1, 1e2, 1e3, 1e4, 1e5 })
               {
                   char label[32];
-                  std::snprintf(label, sizeof label, "kappa1e%d", static_cast<int>(std::lround(std::log10(kappa))));
+                  std::snprintf(label, sizeof label, "kappa1e%d",
+                                static_cast<int>(std::lround(std::log10(kappa))));
                   auto k = spec;
                   k.model.kappa = kappa;
                   k.study.name = spec.study.name + "_" + label;

@@ -139,7 +139,10 @@ TEMPLATE_TEST_CASE("block-output RMS and mean output logit equal a direct comput
     double emb_ss = 0; // RMS of x[0]: the recorded value must differ from it (the block's output is read)
     for (std::size_t r = 0; r < B * T; ++r)
         for (std::size_t o = 0; o < d; ++o)
-            emb_ss += E[static_cast<std::size_t>(tokens[r]) * d + o] * E[static_cast<std::size_t>(tokens[r]) * d + o];
+        {
+            const double e = E[static_cast<std::size_t>(tokens[r]) * d + o];
+            emb_ss += e * e;
+        }
     const double rms = std::sqrt(ss / double(B * T * d));
     CHECK(st.layers[0].residual_rms == Approx(rms).epsilon(1e-12));
     CHECK(std::fabs(rms - std::sqrt(emb_ss / double(B * T * d))) > 1e-3 * rms);

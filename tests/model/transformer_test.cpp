@@ -445,7 +445,8 @@ TEST_CASE("named tensors are shaped zero-copy xtensor views over parameters and 
 
 // The 0-layer bigram baseline (claim 21): embedding -> final norm -> head, no blocks.
 TEMPLATE_TEST_CASE("a 0-layer (bigram) model's gradient matches central finite differences",
-                   "[model][gradcheck][bigram]", ballast::paper_default, ballast::gpt2_like, ballast::soft_capped)
+                   "[model][gradcheck][bigram]", ballast::paper_default, ballast::gpt2_like,
+                   ballast::soft_capped)
 {
     INFO("policy set " << TestType::name);
     ballast::thread_scope serial(1);

@@ -161,7 +161,8 @@ TEST_CASE("a run's diagnostics summary: max logit, tail means over the last 10% 
                            { "log_z_std", 0.5 },
                            { "log_z_min", -3.0 },
                            { "logit_mean", 0.25 },
-                           { "layers", { { { "max_logit", 4.0 }, { "residual_rms", 1.25 } }, { { "max_logit", nullptr } } } },
+                           { "layers",
+                             { { { "max_logit", 4.0 }, { "residual_rms", 1.25 } }, { { "max_logit", nullptr } } } },
                            { "tensors",
                              { { "a", { { "grad_rms", 1.0 }, { "update_rms", 3.0 } } },
                                { "b", { { "grad_rms", 2.0 }, { "update_rms", nullptr } } } } } };

@@ -21,7 +21,7 @@ namespace ballast
         // -- dimensions ---------------------------------------------------------------------------------
         std::size_t vocab = 256;   ///< V: token ids are in [0, vocab)
         std::size_t d_model = 128; ///< d: residual width; must be divisible by n_heads
-        std::size_t n_layers = 2;  ///< L: transformer blocks; 0 = the bigram baseline (embedding → final norm → head)
+        std::size_t n_layers = 2;  ///< L: transformer blocks; 0 = the bigram baseline (embed → final norm → head)
         std::size_t n_heads = 2;   ///< H: attention heads; head width d_h = d_model / n_heads
         std::size_t context = 64;  ///< maximum sequence length T
         std::size_t mlp_ratio = 4; ///< MLP hidden width = mlp_ratio * d_model

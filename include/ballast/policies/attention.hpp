@@ -22,10 +22,10 @@
 /// Attention probabilities (the optional `attention_probs` member of a policy set; absent = softmax, read
 /// through `attention_probs_of<S>`): how the masked, capped logits z of one (batch, head) pair become the
 /// weights P that multiply v. The causal mask applies to both: P[i][j] = 0 for j > i.
-/// | policy                  | P[i][j] for j ≤ i                        | used by                          |
-/// |-------------------------|------------------------------------------|----------------------------------|
-/// | `softmax_attention`     | exp(z[i][j]) / Σ_{u≤i} exp(z[i][u])     | every set without the member     |
-/// | `squared_relu_attention`| max(z[i][j], 0)² / √T (T = sequence len) | `squared_relu_attention` (Fig E.11) |
+/// | policy                   | P[i][j] for j ≤ i                        | used by                           |
+/// |--------------------------|------------------------------------------|-----------------------------------|
+/// | `softmax_attention`      | exp(z[i][j]) / Σ_{u≤i} exp(z[i][u])      | every set without the member      |
+/// | `squared_relu_attention` | max(z[i][j], 0)² / √T (T: sequence len)  | set `squared_relu_attention`      |
 
 #include <cmath>
 #include <concepts>
@@ -296,8 +296,8 @@ namespace ballast::policies
     /// An attention-probability policy maps one (batch, head) pair's logits z ([T][ld], row i valid in
     /// columns 0..i) to the weights P in place, writing 0 right of the diagonal, and reports per query row
     /// the max logit and the entropy of the row's weights (normalised to sum 1) when those pointers are
-    /// non-null. `backward(dz, p, dp, T, ld)` turns dP into dZ from the cached P (in place allowed, zero right
-    /// of the diagonal).
+    /// non-null. `backward(dz, p, dp, T, ld)` turns dP into dZ from the cached P (in place allowed, zero
+    /// right of the diagonal).
     template <class P, class T = float>
     concept attention_probs_policy = requires(T* p, const T* c, std::size_t n)
     {

@@ -21,10 +21,9 @@
 /// | `mup_full_recipe` | layer_norm      | rope     | qk LayerNorm per head | none     | z_loss | none    | mup_full   | no   | untied |
 /// | `soft_capped`     | rms_norm        | rope     | none                  | tanh     | z_loss | tanh    | standard   | no   | untied |
 /// | `forced_scale`    | layer_norm      | rope     | forced √κ RMS         | none     | CE     | none    | standard   | no   | untied |
-/// | `squared_relu_attention` | layer_norm | rope   | none                  | none     | z_loss | none    | standard   | no   | untied |
 ///
-/// `squared_relu_attention` also sets the optional `attention_probs` slot (policies/attention.hpp) to
-/// relu(z)²/√T instead of the softmax; every other set uses the softmax.
+/// `squared_relu_attention` is `paper_baseline` (no qk control) with the optional `attention_probs` slot
+/// (policies/attention.hpp) set to relu(z)²/√T instead of the softmax; every other set uses the softmax.
 ///
 /// All use GELU (tanh form) and the paper's defaults for every number (model_config).
 
