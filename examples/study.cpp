@@ -405,9 +405,11 @@ int main(int argc, char** argv)
           }
           if (o.preset == "pointwise_attention")
           {
+              // "relu2_": the default study's "qk_ln" / "no_qk" are softmax recipes.
               constexpr auto grid = st::policy_grid<ballast::squared_relu_attention>(
-                hana::tuple_t<st::with_qk<"qk_ln", pol::qk_norm<pol::layer_norm, pol::qk_scope::per_head>>,
-                              st::with_qk<"no_qk", pol::no_qk_control>>);
+                hana::tuple_t<
+                  st::with_qk<"relu2_qk_ln", pol::qk_norm<pol::layer_norm, pol::qk_scope::per_head>>,
+                  st::with_qk<"relu2_no_qk", pol::no_qk_control>>);
               return run_preset(st::recipe_grid(grid, hana::tuple_t<adamw>), spec, o);
           }
           if (o.preset == "forced_scale")
