@@ -219,16 +219,3 @@ TEST_CASE("non_embedding_params leaves out the token and position tables and the
     CHECK(l.count() == 42);
     CHECK(st::non_embedding_params(l) == 15);
 }
-
-TEST_CASE("parse_size reads d<d>_L<l>_H<h>, including the 0-layer bigram baseline", "[study][results]")
-{
-    const auto m = st::parse_size("d64_L0_H4");
-    CHECK(m.d_model == 64);
-    CHECK(m.n_layers == 0);
-    CHECK(m.n_heads == 4);
-    CHECK(m.label() == "d64_L0_H4");
-    CHECK(st::parse_size("d128_L2_H8").n_layers == 2);
-    CHECK_THROWS_WITH(st::parse_size("d0_L2_H4"), Catch::Contains("is not of the form"));
-    CHECK_THROWS_WITH(st::parse_size("d64_L2_H0"), Catch::Contains("is not of the form"));
-    CHECK_THROWS_WITH(st::parse_size("d64_L2"), Catch::Contains("is not of the form"));
-}

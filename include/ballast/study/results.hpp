@@ -65,9 +65,8 @@ namespace ballast::study
         char tail = 0;
         unsigned long d = 0, l = 0, h = 0;
         const int got = std::sscanf(s.c_str(), "d%lu_L%lu_H%lu%c", &d, &l, &h, &tail);
-        BALLAST_CHECK(got == 3 && d > 0 && h > 0, "study", "model size '", s,
-                      "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4 (L0: the bigram "
-                      "baseline)");
+        BALLAST_CHECK(got == 3 && d > 0 && l > 0 && h > 0, "study", "model size '", s,
+                      "' is not of the form d<d_model>_L<layers>_H<heads>, e.g. d64_L2_H4");
         m.d_model = d;
         m.n_layers = l;
         m.n_heads = h;
