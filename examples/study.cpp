@@ -235,6 +235,26 @@ namespace
                 "paper_default scaled in width (L=2, d 32..128) vs depth (d=64, L 1..8) (claim 13)", s
             };
         }
+        {
+            // Claim 7 (Fig E.11): attention-logit growth without qk-layernorm is not a softmax effect.
+            // Squared-ReLU attention (P = relu(z)^2/sqrt(T)) with and without per-head qk-layernorm.
+            auto s = proxy_base();
+            s.study.name = "pointwise_attention";
+            p["pointwise_attention"] = { "squared-ReLU attention (relu(z)^2/sqrt(T)) with vs without "
+                                         "qk-layernorm (claim 7, Fig E.11; not yet run)",
+                                         s };
+        }
+        {
+            // Claim 21 (Fig 10): forced logit scale kappa = 1e1 ... 1e5 (one sub-study per kappa under
+            // <out>/kappa<k>, kappa is a model number, not a grid axis), and the 0-layer bigram baseline
+            // (embedding -> final norm -> head) under <out>/bigram as the reference line.
+            auto s = proxy_base();
+            s.study.name = "forced_scale";
+            s.study.sizes = { "d64_L2_H4" };
+            p["forced_scale"] = { "forced logit scale kappa 1e1..1e5 against a 0-layer bigram baseline "
+                                  "d64_L0_H4 (claim 21, Fig 10; not yet run)",
+                                  s };
+        }
         return p;
     }
 
@@ -614,6 +634,46 @@ int main(int argc_in, char** argv_in)
               return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default, ballast::mup_recipe>,
                                                 hana::tuple_t<adamw>),
                                 spec, o, mode);
+          }
+          if (o.preset == "pointwise_attention")
+          {
+              // "relu2_": the default study's "qk_ln" / "no_qk" are softmax recipes.
+              constexpr auto grid = st::policy_grid<ballast::squared_relu_attention>(
+                hana::tuple_t<
+                  st::with_qk<"relu2_qk_ln", pol::qk_norm<pol::layer_norm, pol::qk_scope::per_head>>,
+                  st::with_qk<"relu2_no_qk", pol::no_qk_control>>);
+              return run_preset(st::recipe_grid(grid, hana::tuple_t<adamw>), spec, o);
+          }
+          if (o.preset == "forced_scale")
+          {
+              constexpr auto forced =
+                st::recipe_grid(hana::tuple_t<ballast::forced_scale>, hana::tuple_t<adamw>);
+              {
+                  // The bigram reference: 0 layers, so the q/k policy (and kappa) play no part.
+                  auto b = spec;
+                  b.study.name = spec.study.name + "_bigram";
+                  b.study.sizes = { "d64_L0_H4" };
+                  b.out = spec.out / "bigram";
+                  if (const int rc = run_preset(forced, b, o); rc != 0)
+                  {
+                      return rc;
+                  }
+              }
+              for (const double kappa : { 1e1, 1e2, 1e3, 1e4, 1e5 })
+              {
+                  char label[32];
+                  std::snprintf(label, sizeof label, "kappa1e%d",
+                                static_cast<int>(std::lround(std::log10(kappa))));
+                  auto k = spec;
+                  k.model.kappa = kappa;
+                  k.study.name = spec.study.name + "_" + label;
+                  k.out = spec.out / label;
+                  if (const int rc = run_preset(forced, k, o); rc != 0)
+                  {
+                      return rc;
+                  }
+              }
+              return 0;
           }
           ballast::detail::throw_error("study", "preset '", o.preset, "' has no recipes");
       };

@@ -31,10 +31,17 @@ namespace ballast::test
         using activation = ballast::policies::swiglu;
     };
 
+    /// Squared-ReLU attention with per-head qk-LayerNorm (the other arm of the `pointwise_attention` preset).
+    struct squared_relu_qk_ln : ballast::squared_relu_attention
+    {
+        static constexpr std::string_view name = "squared_relu_qk_ln";
+        using qk = policies::qk_norm<policies::layer_norm, policies::qk_scope::per_head>;
+    };
+
     using all_policy_sets =
       std::tuple<ballast::paper_default, ballast::paper_baseline, ballast::no_zloss, ballast::gpt2_like,
                  ballast::mup_recipe, ballast::mup_full_recipe, ballast::soft_capped, ballast::forced_scale,
-                 ballast::swiglu_recipe, swiglu_gpt2_like>;
+                 ballast::swiglu_recipe, swiglu_gpt2_like, ballast::squared_relu_attention, squared_relu_qk_ln>;
 
     /// A tiny config: every dimension distinct so a transposed index cannot pass by accident; small caps
     /// and a large z-loss coefficient so those paths carry visible gradient.

@@ -83,7 +83,7 @@ struct swiglu_gpt2_like : ballast::gpt2_like
 using all_policy_sets =
   std::tuple<ballast::paper_default, ballast::paper_baseline, ballast::no_zloss, ballast::gpt2_like,
              ballast::mup_recipe, ballast::mup_full_recipe, ballast::soft_capped, ballast::forced_scale,
-             ballast::swiglu_recipe, swiglu_gpt2_like>;
+             ballast::swiglu_recipe, swiglu_gpt2_like, ballast::squared_relu_attention>;
 
 TEMPLATE_LIST_TEST_CASE("full-model gradient matches central finite differences in double",
                         "[model][gradcheck]", all_policy_sets)
@@ -449,4 +449,78 @@ TEST_CASE("named tensors are shaped zero-copy xtensor views over parameters and 
     CHECK(grow(2) == model.gradient("blocks.1.mlp.up.weight")[3 * d + 2]);
 
     CHECK_THROWS_WITH(model.tensor("blocks.9.attn.qkv.weight"), Catch::Contains("no tensor named"));
+}
+
+// The 0-layer bigram baseline (claim 21): embedding -> final norm -> head, no blocks.
+TEMPLATE_TEST_CASE("a 0-layer (bigram) model's gradient matches central finite differences",
+                   "[model][gradcheck][bigram]", ballast::paper_default, ballast::gpt2_like,
+                   ballast::soft_capped)
+{
+    INFO("policy set " << TestType::name);
+    ballast::thread_scope serial(1);
+    auto cfg = tiny_config();
+    cfg.n_layers = 0;
+    ballast::transformer<TestType, double> model(cfg);
+    for (const auto& e : model.layout().entries())
+    {
+        CHECK(e.name.rfind("blocks.", 0) != 0); // no block tensors
+    }
+    randomise(model, 17);
+    const auto data = make_batch(cfg.vocab, 4);
+    model.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    const std::vector<double> analytic(model.gradients().begin(), model.gradients().end());
+    double* theta = model.parameters().data();
+    const auto loss = [&] { return model.evaluate(data.tokens, data.targets, data.batch, data.seq).loss; };
+    for (const auto& e : model.layout().entries())
+    {
+        INFO("tensor " << e.name);
+        ballast::test::check_gradient(analytic.data() + e.offset, loss, theta + e.offset, e.size);
+    }
+}
+
+TEST_CASE("a 0-layer (bigram) model's loss equals a direct computation", "[model][bigram]")
+{
+    auto cfg = tiny_config();
+    cfg.n_layers = 0;
+    ballast::transformer<ballast::paper_default, double> model(cfg); // RoPE: no position table
+    randomise(model, 23);
+    const auto data = make_batch(cfg.vocab, 9);
+    const auto got = model.evaluate(data.tokens, data.targets, data.batch, data.seq);
+
+    // Direct: f = LayerNorm(E[token]) * scale (no bias), logits = W_head f, loss = mean(lse - y + c lse^2).
+    const auto E = model.parameter("embed");
+    const auto g = model.parameter("final_norm.scale");
+    const auto W = model.parameter("head.weight");
+    const std::size_t d = cfg.d_model, V = cfg.vocab, n = data.tokens.size();
+    double ce = 0, z = 0;
+    for (std::size_t r = 0; r < n; ++r)
+    {
+        const double* x = E.data() + static_cast<std::size_t>(data.tokens[r]) * d;
+        double mean = 0, var = 0;
+        for (std::size_t i = 0; i < d; ++i)
+            mean += x[i] / double(d);
+        for (std::size_t i = 0; i < d; ++i)
+            var += (x[i] - mean) * (x[i] - mean) / double(d);
+        std::vector<double> f(d), y(V);
+        for (std::size_t i = 0; i < d; ++i)
+            f[i] = (x[i] - mean) / std::sqrt(var + cfg.norm_eps) * g[i];
+        double mx = -INFINITY;
+        for (std::size_t j = 0; j < V; ++j)
+        {
+            y[j] = 0;
+            for (std::size_t i = 0; i < d; ++i)
+                y[j] += W[j * d + i] * f[i];
+            mx = std::max(mx, y[j]);
+        }
+        double se = 0;
+        for (std::size_t j = 0; j < V; ++j)
+            se += std::exp(y[j] - mx);
+        const double lse = mx + std::log(se);
+        ce += (lse - y[static_cast<std::size_t>(data.targets[r])]) / double(n);
+        z += cfg.zloss_coef * lse * lse / double(n);
+    }
+    CHECK(got.ce == Approx(ce).epsilon(1e-12));
+    CHECK(got.aux == Approx(z).epsilon(1e-12));
+    CHECK(got.loss == Approx(ce + z).epsilon(1e-12));
+    CHECK(got.ce > 1.0); // far from a trivial case
 }

@@ -284,3 +284,63 @@ TEST_CASE("load_runs reads run lines and refuses files it cannot trust", "[study
     CHECK_THROWS_WITH(st::select_runs(runs, "qk_ln"), Catch::Contains("has: no_qk"));
     CHECK(st::select_runs(runs, "").size() == 1);
 }
+
+TEST_CASE("the loss-degradation divergence criterion relabels runs by ℓ* + margin and a reference loss",
+          "[study][predict][divergence]")
+{
+    // One group (size d64) over 5 LRs, final losses 2.0 (ℓ*), 2.05, 2.2, 3.0 and a NaN-diverged run; a
+    // second group (size d32) whose ℓ* is 2.5: groups get their own ℓ*.
+    const auto run = [](std::string size, double lr, double loss, double logit, bool nan = false)
+    {
+        auto r = make_run(1, lr, logit, nan, 50);
+        r.size = std::move(size);
+        r.final_val_loss = nan ? NAN : loss;
+        return r;
+    };
+    const std::vector<st::run_observation> runs = {
+        run("d64", 1e-3, 2.05, 10), run("d64", 1e-2, 2.0, 20),  run("d64", 3e-2, 2.2, 300),
+        run("d64", 1e-1, 3.0, 900), run("d64", 3e-1, 0, 5000, true), run("d32", 1e-2, 2.5, 15),
+        run("d32", 1e-1, 2.58, 40)
+    };
+    // Under the numerical criterion only the NaN run diverged, and it has no reading at step 100.
+    auto c0 = st::calibrate_threshold(runs, 100);
+    CHECK(c0.diverged == 0);
+    CHECK_FALSE(c0.separable);
+
+    st::divergence_criterion crit; // margin 0.1
+    const auto relabelled = st::apply_divergence_criterion(runs, crit);
+    std::vector<bool> got;
+    for (const auto& r : relabelled)
+        got.push_back(r.diverged);
+    CHECK(got == std::vector<bool>{ false, false, true, true, true, false, false });
+    CHECK(relabelled[2].final_val_loss == 2.2); // nothing else changes
+    CHECK(relabelled[2].max_logit_l0 == runs[2].max_logit_l0);
+
+    // The margin is strict: a loss of exactly ℓ* + margin (2.0 = 1.75 + 0.25, exact in binary) is not
+    // diverged, one above it is; a tighter margin catches 2.05.
+    CHECK_FALSE(st::loss_diverged(runs[1], 1.75, st::divergence_criterion{ .margin = 0.25 }));
+    CHECK(st::loss_diverged(runs[0], 1.75, st::divergence_criterion{ .margin = 0.25 }));
+    crit.margin = 0.04;
+    CHECK(st::apply_divergence_criterion(runs, crit)[0].diverged);
+
+    // A reference (the bigram baseline's loss) is a ceiling on its own: 2.58 > 2.55 with a huge margin.
+    st::divergence_criterion ref{ .margin = 10.0, .reference = 2.55 };
+    const auto by_ref = st::apply_divergence_criterion(runs, ref);
+    CHECK(by_ref[6].diverged);
+    CHECK_FALSE(by_ref[5].diverged);
+    CHECK(by_ref[3].diverged);  // 3.0 > 2.55
+    CHECK(by_ref[4].diverged);  // NaN stays diverged
+    CHECK_FALSE(by_ref[1].diverged);
+
+    // Claim 20's threshold rule on the relabelled runs: readings at step 100 now separate.
+    const auto c1 = st::calibrate_threshold(relabelled, 100);
+    CHECK(c1.diverged == 2);
+    CHECK(c1.survived == 4);
+    CHECK(c1.max_survived == Approx(40));
+    CHECK(c1.min_diverged == Approx(300));
+    CHECK(c1.separable);
+    CHECK(c1.threshold == Approx(std::sqrt(40.0 * 300.0)));
+
+    CHECK_THROWS_WITH(st::apply_divergence_criterion(runs, st::divergence_criterion{ .margin = -1 }),
+                      Catch::Contains("ballast: apply_divergence_criterion: margin"));
+}

@@ -161,7 +161,8 @@ TEST_CASE("a run's diagnostics summary: max logit, tail means over the last 10% 
                            { "log_z_std", 0.5 },
                            { "log_z_min", -3.0 },
                            { "logit_mean", 0.25 },
-                           { "layers", { { { "max_logit", 4.0 } }, { { "max_logit", nullptr } } } },
+                           { "layers",
+                             { { { "max_logit", 4.0 }, { "residual_rms", 1.25 } }, { { "max_logit", nullptr } } } },
                            { "tensors",
                              { { "a", { { "grad_rms", 1.0 }, { "update_rms", 3.0 } } },
                                { "b", { { "grad_rms", 2.0 }, { "update_rms", nullptr } } } } } };
@@ -183,6 +184,8 @@ TEST_CASE("a run's diagnostics summary: max logit, tail means over the last 10% 
     CHECK(d["log_z_mean"] == -1.5);
     CHECK(d["logit_mean"] == 0.25);
     CHECK(d["max_attn_logit_by_layer"] == nlohmann::json{ 4.0, nullptr });
+    CHECK(d["residual_rms_by_layer"] == nlohmann::json{ 1.25, nullptr });
+    CHECK(d["qk_cos_mean_by_layer"] == nlohmann::json{ nullptr, nullptr });
     CHECK(d["grad_rms"] == 1.5);   // mean over both tensors
     CHECK(d["update_rms"] == 3.0); // the null one is left out
     // A diverged run has no tail (its last steps are not a steady state).

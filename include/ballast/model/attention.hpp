@@ -8,7 +8,8 @@
 ///
 /// - qk_rope_forward / qk_rope_backward: the q/k control policy, then the position policy's rotation.
 /// - causal_attention_forward / causal_attention_backward: per (batch, head) pair, z = s·q·kᵀ, the
-///   attention cap, the causal softmax and P·v, computed in causal row panels.
+///   attention cap, the attention probabilities (the set's `attention_probs` policy, default the causal
+///   softmax; policies/attention.hpp) and P·v, computed in causal row panels.
 /// - attention_forward / attention_backward: the whole sublayer (norm, projections, residual).
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <ballast/kernels/gemm.hpp>
 #include <ballast/kernels/softmax.hpp>
 #include <ballast/model/layer.hpp>
+#include <ballast/policies/attention.hpp>
 
 namespace ballast::layers
 {
@@ -94,6 +96,9 @@ namespace ballast::layers
     void causal_attention_forward(pass_context<P, T, Diag>& c, std::size_t l)
     {
         using AttnCap = typename P::attention_cap;
+        using Probs = policies::attention_probs_t<P>;
+        static_assert(policies::attention_probs_policy<Probs, T>,
+                      "policy set: attention_probs must be an attention-probability policy");
         const std::size_t batch = c.batch, seq = c.seq, d = c.d, H = c.heads, dh = c.head_dim;
         const std::size_t ld = 3 * d, tt = seq * seq;
         const T s = static_cast<T>(P::parameterisation::attention_scale(c.cfg));
@@ -151,7 +156,7 @@ namespace ballast::layers
                 AttnCap::forward(z, tt, cap);
                 kernels::copy(capped + static_cast<std::size_t>(bh) * tt, z, tt);
             }
-            kernels::softmax_causal_forward(z, z, seq, seq, row_max, row_entropy);
+            Probs::forward(z, seq, seq, row_max, row_entropy);
             for (std::size_t i0 = 0; i0 < seq; i0 += attention_panel)
             {
                 // o[i0:i1] = P[i0:i1, 0:i1]·v[0:i1] (P is 0 right of the diagonal).
@@ -179,6 +184,7 @@ namespace ballast::layers
     void causal_attention_backward(pass_context<P, T, Diag>& c, std::size_t l)
     {
         using AttnCap = typename P::attention_cap;
+        using Probs = policies::attention_probs_t<P>;
         const std::size_t batch = c.batch, seq = c.seq, d = c.d, H = c.heads, dh = c.head_dim;
         const std::size_t ld = 3 * d, tt = seq * seq;
         const T s = static_cast<T>(P::parameterisation::attention_scale(c.cfg));
@@ -218,7 +224,7 @@ namespace ballast::layers
                 kernels::gemm(kernels::gemm_layout::tn, i1 - i0, dh, seq - i0, prob + i0 * seq + i0, seq,
                               dout + i0 * d, d, T(0), dv + i0 * ld, ld); // dV = Pᵀ·dO, keys [i0, i1)
             }
-            kernels::softmax_causal_backward(dz, prob, dz, seq, seq); // zero right of the diagonal
+            Probs::backward(dz, prob, dz, seq, seq); // zero right of the diagonal
             if constexpr (AttnCap::active)
             {
                 AttnCap::backward(dz, capped + static_cast<std::size_t>(bh) * tt, tt, cap);

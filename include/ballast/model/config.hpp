@@ -23,7 +23,7 @@ namespace ballast
         // -- dimensions ---------------------------------------------------------------------------------
         std::size_t vocab = 256;   ///< V: token ids are in [0, vocab)
         std::size_t d_model = 128; ///< d: residual width; must be divisible by n_heads
-        std::size_t n_layers = 2;  ///< L: transformer blocks
+        std::size_t n_layers = 2;  ///< L: transformer blocks; 0 = the bigram baseline (embed → final norm → head)
         std::size_t n_heads = 2;   ///< H: attention heads; head width d_h = d_model / n_heads
         std::size_t context = 64;  ///< maximum sequence length T
         std::size_t mlp_ratio = 4; ///< MLP hidden width = mlp_ratio * d_model
@@ -48,7 +48,7 @@ namespace ballast
             constexpr const char* where = "model_config";
             BALLAST_CHECK(vocab >= 2, where, "vocab must be >= 2, got ", vocab);
             BALLAST_CHECK(d_model >= 1, where, "d_model must be >= 1, got ", d_model);
-            BALLAST_CHECK(n_layers >= 1, where, "n_layers must be >= 1, got ", n_layers);
+            // n_layers = 0 is valid: the 0-layer bigram baseline of the paper's Fig 10 (claim 21).
             BALLAST_CHECK(n_heads >= 1, where, "n_heads must be >= 1, got ", n_heads);
             BALLAST_CHECK(d_model % n_heads == 0, where, "d_model (", d_model,
                           ") is not divisible by n_heads (", n_heads, ")");

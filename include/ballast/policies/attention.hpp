@@ -18,6 +18,14 @@
 ///
 /// Logit soft-cap (the `attention_cap` and `output_cap` slots): `no_soft_cap` or `tanh_soft_cap`,
 /// z ← c·tanh(z/c) (Gemma 2), applied to attention logits before the causal mask.
+///
+/// Attention probabilities (the optional `attention_probs` member of a policy set; absent = softmax, read
+/// through `attention_probs_of<S>`): how the masked, capped logits z of one (batch, head) pair become the
+/// weights P that multiply v. The causal mask applies to both: P[i][j] = 0 for j > i.
+/// | policy                   | P[i][j] for j ≤ i                        | used by                           |
+/// |--------------------------|------------------------------------------|-----------------------------------|
+/// | `softmax_attention`      | exp(z[i][j]) / Σ_{u≤i} exp(z[i][u])      | every set without the member      |
+/// | `squared_relu_attention` | max(z[i][j], 0)² / √T (T: sequence len)  | set `squared_relu_attention`      |
 
 #include <cmath>
 #include <concepts>
@@ -29,6 +37,7 @@
 #include <ballast/kernels/elementwise.hpp>
 #include <ballast/kernels/norm.hpp>
 #include <ballast/kernels/soft_cap.hpp>
+#include <ballast/kernels/softmax.hpp>
 #include <ballast/model/config.hpp>
 #include <ballast/policies/norm.hpp>
 
@@ -280,6 +289,134 @@ namespace ballast::policies
     };
 
     static_assert(soft_cap_policy<no_soft_cap> && soft_cap_policy<tanh_soft_cap, double>);
+
+    // ------------------------------------------------------------------------------------------------------
+    // Attention probabilities
+
+    /// An attention-probability policy maps one (batch, head) pair's logits z ([T][ld], row i valid in
+    /// columns 0..i) to the weights P in place, writing 0 right of the diagonal, and reports per query row
+    /// the max logit and the entropy of the row's weights (normalised to sum 1) when those pointers are
+    /// non-null. `backward(dz, p, dp, T, ld)` turns dP into dZ from the cached P (in place allowed, zero
+    /// right of the diagonal).
+    template <class P, class T = float>
+    concept attention_probs_policy = requires(T* p, const T* c, std::size_t n)
+    {
+        {
+            P::name
+            } -> std::convertible_to<std::string_view>;
+        P::forward(p, n, n, p, p);
+        P::backward(p, c, c, n, n);
+    };
+
+    /// The causal softmax (the transformer's and the paper's default).
+    struct softmax_attention
+    {
+        static constexpr std::string_view name = "softmax_attention";
+        template <class T>
+        static void forward(T* z, std::size_t t_len, std::size_t ld, std::type_identity_t<T>* row_max,
+                            std::type_identity_t<T>* row_entropy)
+        {
+            kernels::softmax_causal_forward(z, z, t_len, ld, row_max, row_entropy);
+        }
+        template <class T>
+        static void backward(T* dz, const std::type_identity_t<T>* p, const std::type_identity_t<T>* dp,
+                             std::size_t t_len, std::size_t ld)
+        {
+            kernels::softmax_causal_backward(dz, p, dp, t_len, ld);
+        }
+    };
+
+    /// Pointwise squared-ReLU attention (Wortsman et al. 2023 Fig E.11, claim 7): P[i][j] = relu(z[i][j])²/√T
+    /// for j ≤ i, where T is the sequence length of the pass (the row length of the causal block, not the
+    /// row's i+1 keys): no normalisation over keys, so the logits' growth is not hidden by a softmax.
+    /// Backward: dz = dp·2·relu(z)/√T = dp·2·√(p/√T), recovered from the cached p (relu(z) = √(p·√T)).
+    /// Row entropy: of the row's weights normalised to sum 1 (0 for an all-zero row). Scalar loops: a
+    /// research mechanism, not a tuned kernel.
+    struct squared_relu_attention
+    {
+        static constexpr std::string_view name = "squared_relu_attention";
+
+        /// The normalisation 1/√T of a pass with sequence length T.
+        static double inv_norm(std::size_t t_len) { return 1.0 / std::sqrt(static_cast<double>(t_len)); }
+
+        template <class T>
+        static void forward(T* z, std::size_t t_len, std::size_t ld, std::type_identity_t<T>* row_max,
+                            std::type_identity_t<T>* row_entropy)
+        {
+            const T c = static_cast<T>(inv_norm(t_len));
+            for (std::size_t i = 0; i < t_len; ++i)
+            {
+                T* row = z + i * ld;
+                T mx = row[0];
+                T sum = 0;
+                for (std::size_t j = 0; j <= i; ++j)
+                {
+                    mx = std::isnan(row[j]) || row[j] > mx ? row[j] : mx;
+                    const T r = row[j] > T(0) ? row[j] : T(0);
+                    row[j] = r * r * c;
+                    sum += row[j];
+                }
+                for (std::size_t j = i + 1; j < t_len; ++j)
+                {
+                    row[j] = T(0);
+                }
+                if (row_max)
+                {
+                    row_max[i] = mx;
+                }
+                if (row_entropy)
+                {
+                    T h = 0;
+                    if (sum > T(0))
+                    {
+                        for (std::size_t j = 0; j <= i; ++j)
+                        {
+                            const T q = row[j] / sum;
+                            h -= q > T(0) ? q * std::log(q) : T(0);
+                        }
+                    }
+                    row_entropy[i] = h;
+                }
+            }
+        }
+
+        template <class T>
+        static void backward(T* dz, const std::type_identity_t<T>* p, const std::type_identity_t<T>* dp,
+                             std::size_t t_len, std::size_t ld)
+        {
+            const T c = static_cast<T>(inv_norm(t_len));
+            for (std::size_t i = 0; i < t_len; ++i)
+            {
+                for (std::size_t j = 0; j <= i; ++j)
+                {
+                    dz[i * ld + j] = dp[i * ld + j] * T(2) * std::sqrt(p[i * ld + j] * c);
+                }
+                for (std::size_t j = i + 1; j < t_len; ++j)
+                {
+                    dz[i * ld + j] = T(0);
+                }
+            }
+        }
+    };
+
+    static_assert(attention_probs_policy<softmax_attention> &&
+                  attention_probs_policy<squared_relu_attention, double>);
+
+    /// The attention-probability policy of policy set S: `S::attention_probs` if S declares one, else the
+    /// softmax (an optional slot, so every existing set keeps its meaning unchanged).
+    template <class S>
+    struct attention_probs_of
+    {
+        using type = softmax_attention;
+    };
+    template <class S>
+    requires requires { typename S::attention_probs; }
+    struct attention_probs_of<S>
+    {
+        using type = typename S::attention_probs;
+    };
+    template <class S>
+    using attention_probs_t = typename attention_probs_of<S>::type;
 } // namespace ballast::policies
 
 #endif

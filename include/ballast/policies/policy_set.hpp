@@ -23,6 +23,9 @@
 /// | `forced_scale`    | layer_norm      | rope     | forced √κ RMS         | none     | CE     | none    | standard   | no   | untied |
 /// | `swiglu_recipe`   | layer_norm      | rope     | qk LayerNorm per head | none     | z_loss | none    | standard   | no   | untied |
 ///
+/// `squared_relu_attention` is `paper_baseline` (no qk control) with the optional `attention_probs` slot
+/// (policies/attention.hpp) set to relu(z)²/√T instead of the softmax; every other set uses the softmax.
+///
 /// All use GELU (tanh form) except `swiglu_recipe` (SwiGLU, policies/swiglu.hpp), and the paper's defaults
 /// for every number (model_config).
 
@@ -172,6 +175,15 @@ namespace ballast
     static_assert(policy_set<paper_default> && policy_set<paper_baseline> && policy_set<no_zloss> &&
                   policy_set<gpt2_like> && policy_set<mup_recipe> && policy_set<mup_full_recipe> &&
                   policy_set<soft_capped> && policy_set<forced_scale> && policy_set<swiglu_recipe>);
+
+    /// Claim 7 (Fig E.11): the paper's baseline (no qk-layernorm) with pointwise squared-ReLU attention,
+    /// P = relu(z)²/√T, instead of the softmax: attention-logit growth without qk-LN is not a softmax effect.
+    struct squared_relu_attention : paper_baseline
+    {
+        static constexpr std::string_view name = "squared_relu_attention";
+        using attention_probs = policies::squared_relu_attention;
+    };
+    static_assert(policy_set<squared_relu_attention>);
 } // namespace ballast
 
 #endif

@@ -219,6 +219,16 @@ namespace ballast::study
                 by_layer.push_back(l["max_logit"]);
             }
             out["max_attn_logit_by_layer"] = std::move(by_layer);
+            // Claims 6 and 24: the norm/alignment split and the block-output RMS of the last recorded step.
+            for (const char* k : { "q_norm_mean", "k_norm_mean", "qk_cos_mean", "residual_rms" })
+            {
+                nlohmann::json v = nlohmann::json::array();
+                for (const auto& l : d["layers"])
+                {
+                    v.push_back(l.contains(k) ? l[k] : nlohmann::json(nullptr));
+                }
+                out[std::string(k) + "_by_layer"] = std::move(v);
+            }
             double g = 0, u = 0;
             std::size_t ng = 0, nu = 0;
             for (const auto& [name, t] : d["tensors"].items())
