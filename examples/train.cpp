@@ -9,6 +9,9 @@
 // Output directory: metrics.jsonl (schema in docs/training.md), checkpoint/ (checkpoint.json +
 // tensors-*.safetensors), weights.safetensors at the end. A diverged run is a result, not an error: it is
 // reported and the exit code is 0. Bad input (flags, config file, corpus) exits with code 2 and one line.
+//
+// Data-parallel (built with -DBALLAST_WITH_MPI=ON): `mpirun -np K train --microbatches M ...` (K | M)
+// gives the same bits as one process with --microbatches M; rank 0 writes every file and prints.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +26,10 @@
 #include "support/corpus.hpp"
 #include "support/progress.hpp"
 
+#ifdef BALLAST_TRAIN_MPI
+#include <ballast/mpi/comm.hpp>
+#endif
+
 namespace
 {
     struct train_options
@@ -32,6 +39,7 @@ namespace
         std::string corpus = "default";
         std::string out = "runs/train";
         bool resume = false;
+        ballast::communicator* comm = nullptr; // data-parallel ranks (null: one process)
     };
 
     /// Progress on stderr: bar, ETA, current loss, LR and throughput.
@@ -39,8 +47,13 @@ namespace
     {
         ballast::cli::progress* bar;
         std::size_t start_step;
+        bool quiet = false; // data-parallel ranks other than 0
         void on_step_end(const ballast::step_info& s) const
         {
+            if (quiet)
+            {
+                return;
+            }
             char status[160];
             std::snprintf(status, sizeof status, "loss %.4f  lr %.2e  |g| %.3g  %.0f tok/s", s.loss.loss,
                           s.lr, s.grad_norm, s.tokens_per_second);
@@ -67,7 +80,8 @@ namespace
             cfg.checkpoint_dir = (out / "checkpoint").string();
         }
         cfg.handle_signals = true;
-        ballast::trainer<P, O, float> tr(model, cfg, opt, data);
+        ballast::trainer<P, O, float> tr(model, cfg, opt, data, o.comm);
+        const bool quiet = !tr.is_writer();
         if (o.resume)
         {
             BALLAST_CHECK(ballast::has_checkpoint(cfg.checkpoint_dir), "train",
@@ -80,6 +94,15 @@ namespace
               !ballast::has_checkpoint(cfg.checkpoint_dir), "train", "'", cfg.checkpoint_dir,
               "' already holds a checkpoint: pass --resume to continue it, or choose another --out");
         }
+        if (o.comm != nullptr)
+        {
+            o.comm->barrier(); // every rank has checked the checkpoint directory before rank 0 writes to it
+        }
+        if (quiet)
+        {
+            const auto r = tr.run();
+            return r.interrupted ? 130 : 0;
+        }
         std::printf(
           "%s + %s | %zu parameters | d=%zu L=%zu H=%zu | %s: %zu training and %zu validation tokens\n",
           std::string(P::name).c_str(), std::string(O::name).c_str(), tr.model().layout().count(),
@@ -89,6 +112,11 @@ namespace
                     cfg.batch, cfg.seq, cfg.lr, std::string(ballast::enum_name(cfg.schedule)).c_str(),
                     cfg.warmup, ballast::num_threads(),
                     o.resume ? (", resumed at step " + std::to_string(tr.step())).c_str() : "");
+        if (tr.ranks() > 1)
+        {
+            std::printf("data-parallel: %zu ranks x %zu microbatches of %zu sequences\n", tr.ranks(),
+                        cfg.microbatches / tr.ranks(), cfg.batch / cfg.microbatches);
+        }
         std::fflush(stdout);
         ballast::cli::progress bar("train", cfg.steps);
         const auto r = tr.run(progress_callback{ &bar, tr.step() });
@@ -117,6 +145,10 @@ namespace
 
 int main(int argc, char** argv)
 {
+#ifdef BALLAST_TRAIN_MPI
+    ballast::mpi::mpi_session mpi_session(argc, argv);
+    ballast::mpi::mpi_comm world;
+#endif
     CLI::App app{ "train: train one transformer on a corpus (ballast)", "train" };
     train_options o;
     ballast::model_config model;
@@ -208,6 +240,9 @@ int main(int argc, char** argv)
     {
         return rc;
     }
+#ifdef BALLAST_TRAIN_MPI
+    o.comm = &world;
+#endif
     return ballast::cli::run_main(
       "train",
       [&]
