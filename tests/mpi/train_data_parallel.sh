@@ -54,8 +54,9 @@ kill)
     until [ -f "$W/dp/checkpoint/checkpoint.json" ]; do
         i=$((i + 1)); [ $i -lt 600 ] || fail "no checkpoint after 60 s"; sleep 0.1
     done
-    victim=$(pgrep -P $job | head -1)
-    [ -n "$victim" ] || fail "no rank process under mpirun ($job) to kill"
+    launcher=$(pgrep -P $job | head -1) # $job is `timeout`; its child is mpirun, whose children are the ranks
+    victim=$(pgrep -P "$launcher" | tail -1)
+    [ -n "$victim" ] || fail "no rank process under mpirun ($launcher) to kill"
     kill -9 "$victim"
     if wait $job; then fail "the job survived a killed rank"; fi
     grep -Ei "signal 9|killed|exited" "$W/dp.log" > /dev/null || { cat "$W/dp.log"; fail "no message about the killed rank"; }
@@ -66,7 +67,7 @@ kill)
     ;;
 bad)
     set +e
-    timeout 60 $MPIEXEC -np 3 $MPIFLAGS "$TRAIN_MPI" $tiny --steps 2 --out "$W/k3" > "$W/k3.log" 2>&1
+    timeout 60 $MPIEXEC -np 3 $MPIFLAGS "$TRAIN_MPI" $tiny --steps 4 --out "$W/k3" > "$W/k3.log" 2>&1
     rc=$?
     set -e
     [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "3 ranks with M = 4: exit $rc (124: hang)"
@@ -74,8 +75,8 @@ bad)
     [ "$n" = 3 ] || { cat "$W/k3.log"; fail "expected the error on each of 3 ranks, got $n"; }
     echo "K not dividing M: $n ranks said so"
     set +e
-    timeout 60 $MPIEXEC $MPIFLAGS -np 1 "$TRAIN_MPI" $tiny --steps 2 --lr 0.01 --out "$W/mix" : \
-        -np 1 "$TRAIN_MPI" $tiny --steps 2 --lr 0.02 --out "$W/mix" > "$W/mix.log" 2>&1
+    timeout 60 $MPIEXEC $MPIFLAGS -np 1 "$TRAIN_MPI" $tiny --steps 4 --lr 0.01 --out "$W/mix" : \
+        -np 1 "$TRAIN_MPI" $tiny --steps 4 --lr 0.02 --out "$W/mix" > "$W/mix.log" 2>&1
     rc=$?
     set -e
     [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "different configs: exit $rc (124: hang)"

@@ -215,7 +215,7 @@ TEST_CASE("microbatches of a step partition the batch drawn with M = 1", "[train
 TEST_CASE("the accumulated gradient is ((g0 + g1) + g2 + g3) / 4 of independently computed microbatches",
           "[train][trainer][microbatch]")
 {
-    const auto t = tiny_run(1, 4);
+    const auto t = tiny_run(2, 4);
     // The trainer's step-0 gradient.
     ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> tr(tiny_model(), t,
                                                                                optimizer_config{}, readme_splits());
@@ -256,7 +256,7 @@ TEST_CASE("the accumulated gradient is ((g0 + g1) + g2 + g3) / 4 of independentl
     // And it is the full-batch gradient up to float rounding: compare with the M = 1 gradient.
     std::vector<float> full;
     ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> tr1(
-      tiny_model(), tiny_run(1, 1), optimizer_config{}, readme_splits());
+      tiny_model(), tiny_run(2, 1), optimizer_config{}, readme_splits());
     tr1.run(capture_gradient{ &full });
     double num = 0, den = 0;
     for (std::size_t i = 0; i < full.size(); ++i)
