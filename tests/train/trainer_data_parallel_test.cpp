@@ -217,8 +217,8 @@ TEST_CASE("the accumulated gradient is ((g0 + g1) + g2 + g3) / 4 of independentl
 {
     const auto t = tiny_run(2, 4);
     // The trainer's step-0 gradient.
-    ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> tr(tiny_model(), t,
-                                                                               optimizer_config{}, readme_splits());
+    ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> tr(
+      tiny_model(), t, optimizer_config{}, readme_splits());
     std::vector<float> got;
     tr.run(capture_gradient{ &got });
     // Independently: a fresh model with the same init, each microbatch's gradient, summed in m order.
@@ -298,22 +298,23 @@ TEST_CASE("a data-parallel run resumes at another K (and on one process) bit-ide
     // The schedule depends on `steps`: the first part runs with steps = 12 and stops after 6.
     first.steps = 12;
     {
-        const auto errors = on_ranks(4,
-                                     [&](int, ballast::communicator& c)
-                                     {
-                                         ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float>
-                                           tr(tiny_model(), first, optimizer_config{}, readme_splits(), &c);
-                                         struct stop_at_6
-                                         {
-                                             ballast::callback_action on_step_end(const ballast::step_info& s) const
-                                             {
-                                                 return s.step + 1 == 6 ? ballast::callback_action::stop
-                                                                        : ballast::callback_action::proceed;
-                                             }
-                                         };
-                                         tr.run(stop_at_6{});
-                                         BALLAST_CHECK(tr.step() == 6, "test", "stopped at ", tr.step());
-                                     });
+        const auto errors =
+          on_ranks(4,
+                   [&](int, ballast::communicator& c)
+                   {
+                       ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> tr(
+                         tiny_model(), first, optimizer_config{}, readme_splits(), &c);
+                       struct stop_at_6
+                       {
+                           ballast::callback_action on_step_end(const ballast::step_info& s) const
+                           {
+                               return s.step + 1 == 6 ? ballast::callback_action::stop
+                                                      : ballast::callback_action::proceed;
+                           }
+                       };
+                       tr.run(stop_at_6{});
+                       BALLAST_CHECK(tr.step() == 6, "test", "stopped at ", tr.step());
+                   });
         for (const auto& e : errors)
         {
             REQUIRE(e.empty());
@@ -327,8 +328,8 @@ TEST_CASE("a data-parallel run resumes at another K (and on one process) bit-ide
     {
         REQUIRE(same_bytes(two[0].state[i], ref.state[i]));
     }
-    ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> one(tiny_model(), whole,
-                                                                                optimizer_config{}, readme_splits());
+    ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> one(
+      tiny_model(), whole, optimizer_config{}, readme_splits());
     one.resume(first.checkpoint_dir);
     one.run();
     REQUIRE(same_bytes(one.model().parameters(), ref.params));
@@ -340,12 +341,13 @@ TEST_CASE("K not dividing M, or ranks with different configs, fail on every rank
 {
     SECTION("3 ranks, M = 4")
     {
-        const auto errors = on_ranks(3,
-                                     [&](int, ballast::communicator& c)
-                                     {
-                                         ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float>
-                                           tr(tiny_model(), tiny_run(2, 4), optimizer_config{}, readme_splits(), &c);
-                                     });
+        const auto errors =
+          on_ranks(3,
+                   [&](int, ballast::communicator& c)
+                   {
+                       ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> tr(
+                         tiny_model(), tiny_run(2, 4), optimizer_config{}, readme_splits(), &c);
+                   });
         for (const auto& e : errors)
         {
             REQUIRE_THAT(e, Catch::Contains("ballast: trainer: the 3 data-parallel ranks do not divide "
@@ -354,30 +356,32 @@ TEST_CASE("K not dividing M, or ranks with different configs, fail on every rank
     }
     SECTION("rank 1 has another learning rate")
     {
-        const auto errors = on_ranks(2,
-                                     [&](int r, ballast::communicator& c)
-                                     {
-                                         auto t = tiny_run(2, 2);
-                                         if (r == 1)
-                                         {
-                                             t.lr = 2e-2;
-                                         }
-                                         ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float>
-                                           tr(tiny_model(), t, optimizer_config{}, readme_splits(), &c);
-                                     });
+        const auto errors =
+          on_ranks(2,
+                   [&](int r, ballast::communicator& c)
+                   {
+                       auto t = tiny_run(2, 2);
+                       if (r == 1)
+                       {
+                           t.lr = 2e-2;
+                       }
+                       ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> tr(
+                         tiny_model(), t, optimizer_config{}, readme_splits(), &c);
+                   });
         REQUIRE(errors[0] == errors[1]);
-        REQUIRE_THAT(errors[0], Catch::Contains("ballast: trainer: data-parallel ranks disagree on the run") &&
-                                  Catch::Contains("rank 1 has"));
+        REQUIRE_THAT(errors[0],
+                     Catch::Contains("ballast: trainer: data-parallel ranks disagree on the run") &&
+                       Catch::Contains("rank 1 has"));
     }
     SECTION("rank 1 has another microbatch count (a mismatch, not a divisibility error on one rank)")
     {
-        const auto errors = on_ranks(2,
-                                     [&](int r, ballast::communicator& c)
-                                     {
-                                         ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float>
-                                           tr(tiny_model(), tiny_run(2, r == 0 ? 2 : 4), optimizer_config{},
-                                              readme_splits(), &c);
-                                     });
+        const auto errors =
+          on_ranks(2,
+                   [&](int r, ballast::communicator& c)
+                   {
+                       ballast::trainer<ballast::paper_default, ballast::optim::adamw<>, float> tr(
+                         tiny_model(), tiny_run(2, r == 0 ? 2 : 4), optimizer_config{}, readme_splits(), &c);
+                   });
         REQUIRE(errors[0] == errors[1]);
         REQUIRE_THAT(errors[0], Catch::Contains("disagree on the run"));
     }

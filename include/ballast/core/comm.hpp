@@ -19,9 +19,9 @@
 /// They move bytes only: nothing is ever added by the communicator, so results cannot depend on it.
 
 #include <condition_variable>
-#include <cstring>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -70,8 +70,8 @@ namespace ballast
         /// one operation that cannot deadlock when two ranks exchange with each other. The default (send,
         /// then receive) is right for implementations whose send never blocks (local_world); mpi_comm uses
         /// MPI_Sendrecv. Throws ballast::error when the received message has another size.
-        virtual void sendrecv(int dest, std::span<const std::byte> bytes, int source, std::span<std::byte> into,
-                              int tag)
+        virtual void sendrecv(int dest, std::span<const std::byte> bytes, int source,
+                              std::span<std::byte> into, int tag)
         {
             send(dest, tag, bytes);
             const comm_message m = recv(source, tag);
@@ -233,8 +233,8 @@ namespace ballast
         for (int round = 1; round < k; ++round)
         {
             const int dest = (r + round) % k, source = (r - round + k) % k;
-            c.sendrecv(dest, out[static_cast<std::size_t>(dest)], source, in[static_cast<std::size_t>(source)],
-                       tag);
+            c.sendrecv(dest, out[static_cast<std::size_t>(dest)], source,
+                       in[static_cast<std::size_t>(source)], tag);
         }
     }
 
@@ -244,8 +244,8 @@ namespace ballast
                                  std::span<const std::span<std::byte>> all)
     {
         const int k = c.size();
-        BALLAST_CHECK(all.size() == static_cast<std::size_t>(k), "allgatherv_bytes", "need one block per rank (",
-                      k, "), got ", all.size());
+        BALLAST_CHECK(all.size() == static_cast<std::size_t>(k), "allgatherv_bytes",
+                      "need one block per rank (", k, "), got ", all.size());
         std::vector<std::span<const std::byte>> out(static_cast<std::size_t>(k), mine);
         alltoallv_bytes(c, tag, out, all);
     }

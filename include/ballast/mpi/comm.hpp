@@ -144,11 +144,12 @@ namespace ballast::mpi
             BALLAST_CHECK(bytes.size() <= static_cast<std::size_t>(INT_MAX) &&
                             into.size() <= static_cast<std::size_t>(INT_MAX),
                           "mpi_comm::sendrecv", "a message is larger than INT_MAX bytes");
-            BALLAST_CHECK(tag <= m_tag_ub, "mpi_comm::sendrecv", "tag ", tag, " exceeds MPI_TAG_UB ", m_tag_ub);
+            BALLAST_CHECK(tag <= m_tag_ub, "mpi_comm::sendrecv", "tag ", tag, " exceeds MPI_TAG_UB ",
+                          m_tag_ub);
             MPI_Status status;
             detail::check(MPI_Sendrecv(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, dest, tag,
-                                       into.data(), static_cast<int>(into.size()), MPI_BYTE, source, tag, m_comm,
-                                       &status),
+                                       into.data(), static_cast<int>(into.size()), MPI_BYTE, source, tag,
+                                       m_comm, &status),
                           "MPI_Sendrecv");
             int count = 0;
             detail::check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");

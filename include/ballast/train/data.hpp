@@ -166,7 +166,8 @@ namespace ballast
             {
                 s = static_cast<std::size_t>(rng.below(data.size() - m_seq));
             }
-            fill(out, b, [&](std::size_t i) { return starts[m * b + i]; }, data);
+            fill(
+              out, b, [&](std::size_t i) { return starts[m * b + i]; }, data);
         }
 
         /// Validation batch `i` of `count`: windows at evenly spaced positions over the validation split.

@@ -86,9 +86,8 @@ namespace ballast
 
 BOOST_HANA_ADAPT_STRUCT(ballast::train_config, steps, batch, seq, lr, schedule, warmup, min_lr,
                         decay_fraction, val_fraction, eval_interval, eval_batches, divergence_factor, seed,
-                        microbatches,
-                        threads, log_interval, checkpoint_interval, checkpoint_dir, metrics_path,
-                        handle_signals, diag_interval);
+                        microbatches, threads, log_interval, checkpoint_interval, checkpoint_dir,
+                        metrics_path, handle_signals, diag_interval);
 
 namespace ballast
 {

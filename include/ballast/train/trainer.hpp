@@ -50,6 +50,7 @@
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/comm.hpp>
 #include <ballast/core/config.hpp>
+#include <ballast/core/file.hpp>
 #include <ballast/core/json.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
@@ -304,7 +305,8 @@ namespace ballast
                     {
                         m_model.set_recording(record);
                     }
-                    loss = m_model.forward_backward(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
+                    loss =
+                      m_model.forward_backward(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
                     grads = m_model.gradients();
                 }
                 else
@@ -431,7 +433,8 @@ namespace ballast
             const auto all = allgather_value(*comm, tag_fingerprint, mine);
             for (std::size_t r = 1; r < all.size(); ++r)
             {
-                BALLAST_CHECK(all[r] == all[0], "trainer", "data-parallel ranks disagree on the run: rank 0 has ",
+                BALLAST_CHECK(all[r] == all[0], "trainer",
+                              "data-parallel ranks disagree on the run: rank 0 has ",
                               "config/data/build fingerprint ", hex64(all[0]), ", rank ", r, " has ",
                               hex64(all[r]), " (start every rank with the same program, flags and corpus)");
             }
@@ -439,8 +442,9 @@ namespace ballast
             BALLAST_CHECK(train.microbatches % k == 0, "trainer", "the ", k,
                           " data-parallel ranks do not divide microbatches = ", train.microbatches,
                           " (each rank computes microbatches / ranks of every step)");
-            BALLAST_CHECK(!Diag::enabled, "trainer",
-                          "diagnostics policies are not supported in data-parallel runs yet (use one process)");
+            BALLAST_CHECK(
+              !Diag::enabled, "trainer",
+              "diagnostics policies are not supported in data-parallel runs yet (use one process)");
             return true;
         }
 
@@ -513,10 +517,11 @@ namespace ballast
                 std::vector<std::span<std::byte>> blocks;
                 for (std::size_t r = 0; r < k; ++r)
                 {
-                    blocks.push_back(std::as_writable_bytes(std::span<loss_parts>(losses.data() + r * local, local)));
+                    blocks.push_back(
+                      std::as_writable_bytes(std::span<loss_parts>(losses.data() + r * local, local)));
                 }
-                allgatherv_bytes(*m_comm, tag_losses, std::as_bytes(std::span<const loss_parts>(m_local_losses)),
-                                 blocks);
+                allgatherv_bytes(*m_comm, tag_losses,
+                                 std::as_bytes(std::span<const loss_parts>(m_local_losses)), blocks);
                 combine_gradients(n, local);
             }
             else
@@ -579,7 +584,8 @@ namespace ballast
             for (std::size_t c = 0; c < k; ++c)
             {
                 const std::size_t c0 = chunk_begin(c, n);
-                all.push_back(std::as_writable_bytes(std::span<T>(m_accum.data() + c0, chunk_begin(c + 1, n) - c0)));
+                all.push_back(
+                  std::as_writable_bytes(std::span<T>(m_accum.data() + c0, chunk_begin(c + 1, n) - c0)));
             }
             // The own block is copied onto itself: allgatherv_bytes copies `mine` into all[me], same memory.
             std::vector<T> mine(acc, acc + my_len);
