@@ -12,6 +12,9 @@
 // Output directory: metrics.jsonl (schema in docs/training.md), checkpoint/ (checkpoint.json +
 // tensors-*.safetensors), weights.safetensors at the end. A diverged run is a result, not an error: it is
 // reported and the exit code is 0. Bad input (flags, config file, corpus) exits with code 2 and one line.
+//
+// Data-parallel (built with -DBALLAST_WITH_MPI=ON): `mpirun -np K train --microbatches M ...` (K | M)
+// gives the same bits as one process with --microbatches M; rank 0 writes every file and prints.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -29,6 +32,10 @@
 #include "support/corpus.hpp"
 #include "support/progress.hpp"
 
+#ifdef BALLAST_TRAIN_MPI
+#include <ballast/mpi/comm.hpp>
+#endif
+
 namespace
 {
     struct train_options
@@ -39,6 +46,7 @@ namespace
         std::string out = "runs/train";
         bool resume = false;
         bool diagnostics = false;
+        ballast::communicator* comm = nullptr; // data-parallel ranks (null: one process)
     };
 
     /// One terminal line for a fired early warning (the rules: train/warnings.hpp).
@@ -57,8 +65,13 @@ namespace
         std::size_t start_step;
         const std::vector<ballast::early_warning>* warnings;
         std::size_t* printed;
+        bool quiet = false; // data-parallel ranks other than 0
         void on_step_end(const ballast::step_info& s) const
         {
+            if (quiet)
+            {
+                return;
+            }
             for (; *printed < warnings->size(); ++*printed)
             {
                 std::fprintf(stderr, "%s%s\n", ::isatty(::fileno(stderr)) ? "\r\033[K" : "",
@@ -95,8 +108,9 @@ namespace
         {
             cfg.diag_interval = 0; // the same trainer type, recording nothing
         }
-        ballast::trainer<P, O, float, ballast::diagnostics::forward> tr(model, cfg, opt, data);
+        ballast::trainer<P, O, float, ballast::diagnostics::forward> tr(model, cfg, opt, data, o.comm);
         tr.set_warning_config(warn);
+        const bool quiet = !tr.is_writer();
         if (o.resume)
         {
             BALLAST_CHECK(ballast::has_checkpoint(cfg.checkpoint_dir), "train",
@@ -108,6 +122,15 @@ namespace
             BALLAST_CHECK(
               !ballast::has_checkpoint(cfg.checkpoint_dir), "train", "'", cfg.checkpoint_dir,
               "' already holds a checkpoint: pass --resume to continue it, or choose another --out");
+        }
+        if (o.comm != nullptr)
+        {
+            o.comm->barrier(); // every rank has checked the checkpoint directory before rank 0 writes to it
+        }
+        if (quiet)
+        {
+            const auto r = tr.run();
+            return r.interrupted ? 130 : 0;
         }
         std::printf(
           "%s + %s | %zu parameters | d=%zu L=%zu H=%zu | %s: %zu training and %zu validation tokens\n",
@@ -122,6 +145,11 @@ namespace
           o.diagnostics ? (", diagnostics every " + std::to_string(cfg.diag_interval) + " steps").c_str()
                         : "",
           o.resume ? (", resumed at step " + std::to_string(tr.step())).c_str() : "");
+        if (tr.ranks() > 1)
+        {
+            std::printf("data-parallel: %zu ranks x %zu microbatches of %zu sequences\n", tr.ranks(),
+                        cfg.microbatches / tr.ranks(), cfg.batch / cfg.microbatches);
+        }
         std::fflush(stdout);
         ballast::cli::progress bar("train", cfg.steps);
         std::size_t printed = tr.warnings().size(); // a resumed run reports only new warnings as they fire
@@ -162,6 +190,10 @@ namespace
 
 int main(int argc, char** argv)
 {
+#ifdef BALLAST_TRAIN_MPI
+    ballast::mpi::mpi_session mpi_session(argc, argv);
+    ballast::mpi::mpi_comm world;
+#endif
     CLI::App app{ "train: train one transformer on a corpus (ballast)", "train" };
     train_options o;
     ballast::model_config model;
@@ -262,6 +294,9 @@ int main(int argc, char** argv)
     {
         return rc;
     }
+#ifdef BALLAST_TRAIN_MPI
+    o.comm = &world;
+#endif
     return ballast::cli::run_main(
       "train",
       [&]

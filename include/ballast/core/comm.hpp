@@ -12,16 +12,23 @@
 ///   (`local_world(1)` is the single-process communicator);
 /// - `ballast::mpi::mpi_comm` in `<ballast/mpi/comm.hpp>`, included only by programs built with MPI.
 /// The interface is virtual: it carries whole messages between runs, never anything in a hot loop.
+///
+/// On top of it, byte collectives for data-parallel training (train/trainer.hpp): `sendrecv` (virtual,
+/// so that MPI can pair the two halves without deadlock), and the free functions `alltoallv_bytes` and
+/// `allgatherv_bytes`, built from K − 1 pairwise rounds (round r: send to rank + r, receive from rank − r).
+/// They move bytes only: nothing is ever added by the communicator, so results cannot depend on it.
 
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <ballast/core/config.hpp>
@@ -58,6 +65,23 @@ namespace ballast
         virtual comm_message recv(int source = any_source, int tag = any_tag) = 0;
         /// Return once every rank has called barrier.
         virtual void barrier() = 0;
+
+        /// Send `bytes` to `dest` and receive exactly `into.size()` bytes from `source`, both with `tag`, as
+        /// one operation that cannot deadlock when two ranks exchange with each other. The default (send,
+        /// then receive) is right for implementations whose send never blocks (local_world); mpi_comm uses
+        /// MPI_Sendrecv. Throws ballast::error when the received message has another size.
+        virtual void sendrecv(int dest, std::span<const std::byte> bytes, int source,
+                              std::span<std::byte> into, int tag)
+        {
+            send(dest, tag, bytes);
+            const comm_message m = recv(source, tag);
+            BALLAST_CHECK(m.bytes.size() == into.size(), "communicator::sendrecv", "expected ", into.size(),
+                          " bytes from rank ", source, ", received ", m.bytes.size());
+            if (!into.empty())
+            {
+                std::memcpy(into.data(), m.bytes.data(), into.size());
+            }
+        }
 
         void send(int dest, int tag, std::string_view text)
         {
@@ -189,6 +213,57 @@ namespace ballast
         int m_barrier_count = 0;
         std::uint64_t m_barrier_generation = 0;
     };
+
+    /// All-to-all of byte blocks: `out[d]` goes to rank d and `in[s]` receives rank s's block for this rank
+    /// (sizes must agree between the sender and the receiver; `in[rank]` gets a copy of `out[rank]`). K − 1
+    /// pairwise `sendrecv` rounds with `tag`; every rank must call it.
+    inline void alltoallv_bytes(communicator& c, int tag, std::span<const std::span<const std::byte>> out,
+                                std::span<const std::span<std::byte>> in)
+    {
+        const int k = c.size(), r = c.rank();
+        BALLAST_CHECK(out.size() == static_cast<std::size_t>(k) && in.size() == static_cast<std::size_t>(k),
+                      "alltoallv_bytes", "need one block per rank (", k, "), got ", out.size(), " and ",
+                      in.size());
+        const auto self = static_cast<std::size_t>(r);
+        BALLAST_CHECK(out[self].size() == in[self].size(), "alltoallv_bytes", "own block sizes differ");
+        if (!out[self].empty())
+        {
+            std::memcpy(in[self].data(), out[self].data(), out[self].size());
+        }
+        for (int round = 1; round < k; ++round)
+        {
+            const int dest = (r + round) % k, source = (r - round + k) % k;
+            c.sendrecv(dest, out[static_cast<std::size_t>(dest)], source,
+                       in[static_cast<std::size_t>(source)], tag);
+        }
+    }
+
+    /// All-gather of byte blocks: every rank sends `mine` to every other rank; `all[s]` receives rank s's
+    /// block (`all[rank]` gets a copy of `mine`). Every rank must call it.
+    inline void allgatherv_bytes(communicator& c, int tag, std::span<const std::byte> mine,
+                                 std::span<const std::span<std::byte>> all)
+    {
+        const int k = c.size();
+        BALLAST_CHECK(all.size() == static_cast<std::size_t>(k), "allgatherv_bytes",
+                      "need one block per rank (", k, "), got ", all.size());
+        std::vector<std::span<const std::byte>> out(static_cast<std::size_t>(k), mine);
+        alltoallv_bytes(c, tag, out, all);
+    }
+
+    /// All-gather of one trivially copyable value per rank, in rank order.
+    template <class V>
+    std::vector<V> allgather_value(communicator& c, int tag, const V& mine)
+    {
+        static_assert(std::is_trivially_copyable_v<V>);
+        std::vector<V> all(static_cast<std::size_t>(c.size()));
+        std::vector<std::span<std::byte>> blocks;
+        for (auto& v : all)
+        {
+            blocks.push_back(std::as_writable_bytes(std::span<V>(&v, 1)));
+        }
+        allgatherv_bytes(c, tag, std::as_bytes(std::span<const V>(&mine, 1)), blocks);
+        return all;
+    }
 } // namespace ballast
 
 #endif

@@ -3,7 +3,7 @@
 
 /// @file
 /// The MPI implementation of `ballast::communicator` (core/comm.hpp). MPI's C API is used only to move
-/// bytes (MPI_Send/MPI_Iprobe/MPI_Recv of MPI_BYTE, MPI_Barrier): no reductions, so results never depend on
+/// bytes (MPI_Send/MPI_Iprobe/MPI_Recv/MPI_Sendrecv of MPI_BYTE, MPI_Barrier): no reductions, so results never depend on
 /// the MPI library or the number of ranks.
 ///
 /// This header is not part of `ballast/ballast.hpp` and the library never includes it: only a program
@@ -150,6 +150,28 @@ namespace ballast::mpi
               MPI_Recv(m.bytes.data(), count, MPI_BYTE, m.source, m.tag, m_comm, MPI_STATUS_IGNORE),
               "MPI_Recv");
             return m;
+        }
+
+        void sendrecv(int dest, std::span<const std::byte> bytes, int source, std::span<std::byte> into,
+                      int tag) override
+        {
+            check_send("mpi_comm::sendrecv", dest, tag);
+            check_recv("mpi_comm::sendrecv", source, tag);
+            BALLAST_CHECK(source != any_source, "mpi_comm::sendrecv", "needs a definite source rank");
+            BALLAST_CHECK(bytes.size() <= static_cast<std::size_t>(INT_MAX) &&
+                            into.size() <= static_cast<std::size_t>(INT_MAX),
+                          "mpi_comm::sendrecv", "a message is larger than INT_MAX bytes");
+            BALLAST_CHECK(tag <= m_tag_ub, "mpi_comm::sendrecv", "tag ", tag, " exceeds MPI_TAG_UB ",
+                          m_tag_ub);
+            MPI_Status status;
+            detail::check(MPI_Sendrecv(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, dest, tag,
+                                       into.data(), static_cast<int>(into.size()), MPI_BYTE, source, tag,
+                                       m_comm, &status),
+                          "MPI_Sendrecv");
+            int count = 0;
+            detail::check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");
+            BALLAST_CHECK(static_cast<std::size_t>(count) == into.size(), "mpi_comm::sendrecv", "expected ",
+                          into.size(), " bytes from rank ", source, ", received ", count);
         }
 
         void barrier() override { detail::check(MPI_Barrier(m_comm), "MPI_Barrier"); }

@@ -11,6 +11,9 @@
 /// - Training batch `step` is `batch` windows whose start positions come from
 ///   `splitmix64(seed ^ train_stream_salt, step)`: a resumed run draws exactly the batches it would have
 ///   drawn, and no generator state needs saving.
+/// - With gradient accumulation (train_config::microbatches = M), microbatch m of step `step` is windows
+///   m·(batch/M) … (m+1)·(batch/M) − 1 of that same batch (`train_microbatch`): a pure function of
+///   (seed, step, m), and the union of a step's microbatches is the batch drawn with M = 1.
 /// - The validation set is fixed: `eval_batches × batch` windows at evenly spaced positions over the
 ///   validation split, the same for every evaluation and every run with the same split.
 /// - The data's identity (`identity()`: origin, split sizes and an FNV-1a fingerprint of the tokens) is
@@ -143,6 +146,28 @@ namespace ballast
             fill(
               out, batch,
               [&](std::size_t) { return static_cast<std::size_t>(rng.below(data.size() - m_seq)); }, data);
+        }
+
+        /// Microbatch `m` of `count` of training batch `step`: windows m·(batch/count) … of the batch
+        /// `train_batch(seed, step, batch)` draws (all `batch` starts are drawn, so the generator advances the
+        /// same way). `count` must divide `batch`; `train_microbatch(seed, step, batch, 0, 1)` is train_batch.
+        void train_microbatch(std::uint64_t seed, std::uint64_t step, std::size_t batch, std::size_t m,
+                              std::size_t count, token_batch& out) const
+        {
+            constexpr const char* where = "token_splits::train_microbatch";
+            BALLAST_CHECK(count >= 1 && batch % count == 0, where, "microbatch count ", count,
+                          " must divide the batch ", batch);
+            BALLAST_CHECK(m < count, where, "microbatch ", m, " of ", count);
+            splitmix64 rng(seed ^ train_stream_salt, step);
+            const auto data = train();
+            const std::size_t b = batch / count;
+            std::vector<std::size_t> starts(batch);
+            for (auto& s : starts)
+            {
+                s = static_cast<std::size_t>(rng.below(data.size() - m_seq));
+            }
+            fill(
+              out, b, [&](std::size_t i) { return starts[m * b + i]; }, data);
         }
 
         /// Validation batch `i` of `count`: windows at evenly spaced positions over the validation split.

@@ -38,6 +38,10 @@ namespace ballast
         std::size_t eval_batches = 8;   ///< validation batches per evaluation (fixed windows)
         double divergence_factor = 3.0; ///< diverged when the training loss exceeds this × ln(vocab)
         std::uint64_t seed = 1;         ///< initialisation and batch order
+        /// Gradient accumulation: the step's `batch` sequences (the global batch) are computed as this many
+        /// microbatches of batch / microbatches sequences (must divide batch); with K data-parallel ranks,
+        /// K must divide it. 1: no accumulation. docs/training.md gives the exact arithmetic.
+        std::size_t microbatches = 1;
         // -- run control --------------------------------------------------------------------------------
         int threads = 0;                     ///< OpenMP threads (0: leave as is); results do not depend on it
         std::size_t log_interval = 10;       ///< a metrics line every this many steps (0: none)
@@ -55,6 +59,8 @@ namespace ballast
             constexpr const char* where = "train_config";
             BALLAST_CHECK(steps >= 1, where, "steps must be >= 1");
             BALLAST_CHECK(batch >= 1, where, "batch must be >= 1");
+            BALLAST_CHECK(microbatches >= 1 && batch % microbatches == 0, where, "microbatches (",
+                          microbatches, ") must be >= 1 and divide batch (", batch, ")");
             BALLAST_CHECK(seq >= 1 && seq <= m.context, where, "seq must be in [1, context = ", m.context,
                           "], got ", seq);
             BALLAST_CHECK(warmup <= steps, where, "warmup (", warmup, ") exceeds steps (", steps, ")");
@@ -80,13 +86,13 @@ namespace ballast
 
 BOOST_HANA_ADAPT_STRUCT(ballast::train_config, steps, batch, seq, lr, schedule, warmup, min_lr,
                         decay_fraction, val_fraction, eval_interval, eval_batches, divergence_factor, seed,
-                        threads, log_interval, checkpoint_interval, checkpoint_dir, metrics_path,
-                        handle_signals, diag_interval);
+                        microbatches, threads, log_interval, checkpoint_interval, checkpoint_dir,
+                        metrics_path, handle_signals, diag_interval);
 
 template <>
 struct ballast::field_docs<ballast::train_config>
 {
-    static constexpr std::array<field_doc, 20> fields{ {
+    static constexpr std::array<field_doc, 21> fields{ {
       { "steps", "optimizer steps (the run's length); >= 1" },
       { "batch", "sequences per optimizer step; >= 1" },
       { "seq", "tokens per sequence; 1 .. --context" },
@@ -102,6 +108,9 @@ struct ballast::field_docs<ballast::train_config>
       { "divergence_factor", "a run has diverged when its training loss exceeds this x ln(vocab), or is not "
                              "finite; > 0" },
       { "seed", "seed of the initialisation and of the batch order" },
+      { "microbatches", "microbatches per step (gradient accumulation): the step's batch is split into this "
+                        "many of batch/microbatches sequences, summed in a fixed order; must divide --batch; "
+                        "with K data-parallel ranks K must divide it" },
       { "threads",
         "worker threads of the run (0: OMP_NUM_THREADS, else all cores); results do not depend on it" },
       { "log_interval", "a line in metrics.jsonl every this many steps (0: none)" },
@@ -117,10 +126,16 @@ static_assert(ballast::documented<ballast::train_config>);
 
 namespace ballast
 {
-    /// The fields a resume must agree on (everything but run control), as JSON.
+    /// The fields a resume must agree on (everything but run control), as JSON. `microbatches` is left out
+    /// when it is 1, so that runs, checkpoints and study lines without accumulation read exactly as before
+    /// the field existed.
     inline nlohmann::json identity_json(const train_config& c)
     {
         auto j = to_json(c);
+        if (c.microbatches == 1)
+        {
+            j.erase("microbatches");
+        }
         for (const char* k : { "threads", "log_interval", "checkpoint_interval", "checkpoint_dir",
                                "metrics_path", "handle_signals", "diag_interval" })
         {

@@ -19,7 +19,17 @@
 ///   on_eval and on_gradients and may return `callback_action::stop` (train/callbacks.hpp). A hook no
 ///   callback defines costs nothing.
 ///
-/// docs/training.md documents the metrics schema and the checkpoint layout.
+/// - **Gradient accumulation and data parallelism** (train_config::microbatches = M, a communicator of
+///   K ranks, K | M): rank r computes microbatches r·M/K … (r+1)·M/K − 1 of every step. The step's gradient
+///   is, per element, ((g_0 + g_1) + … + g_{M−1}) / M, summed in m order whatever K is: each rank sends
+///   the chunk c of its microbatch gradients to the rank owning chunk c (alltoallv of bytes), the owner
+///   sums in m order, and an allgather of bytes gives every rank the same gradient. The loss is summed the
+///   same way. So a run gives the same bits on 1 process with M microbatches and on any K | M ranks; the
+///   norm, the clipping factor, the update, evaluation (every rank evaluates the whole validation set) and
+///   every decision follow. Rank 0 alone writes the metrics log and checkpoints, in the single-process
+///   format; a run resumes at any K. With M = 1 and no communicator the step is exactly the plain one.
+///
+/// docs/training.md documents the metrics schema, the checkpoint layout and the microbatch arithmetic.
 
 #include <algorithm>
 #include <array>
@@ -38,7 +48,9 @@
 #include <nlohmann/json.hpp>
 
 #include <ballast/core/aligned.hpp>
+#include <ballast/core/comm.hpp>
 #include <ballast/core/config.hpp>
+#include <ballast/core/file.hpp>
 #include <ballast/core/json.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
@@ -69,14 +81,19 @@ namespace ballast
         using optimizer_type = optimizer<O, T>;
 
         /// Builds and initialises the model from `train.seed`. `data` must outlive the trainer and must have
-        /// been split with `train.seq`.
+        /// been split with `train.seq`. With a communicator `comm` (its K ranks each construct a trainer with
+        /// the same arguments) the run is data-parallel: the ranks first exchange a fingerprint of their
+        /// configs, data and build, and every rank throws the same ballast::error when they differ or when
+        /// K does not divide train.microbatches. `comm` must outlive the trainer.
         trainer(const model_config& model, const train_config& train, const optimizer_config& opt,
-                const token_splits& data)
-          : m_train(train)
+                const token_splits& data, communicator* comm = nullptr)
+          : m_comm(comm != nullptr && comm->size() > 1 ? comm : nullptr)
+          , m_ranks_agree(check_ranks(m_comm, model, train, opt, data))
+          , m_train(train)
           , m_data(data)
           , m_model(model)
           , m_opt(m_model.layout(), opt)
-          , m_log(m_train.metrics_path)
+          , m_log(m_comm != nullptr && m_comm->rank() != 0 ? std::string() : m_train.metrics_path)
         {
             m_train.validate(model);
             BALLAST_CHECK(data.seq() == train.seq, "trainer", "data was split for seq ", data.seq(),
@@ -84,6 +101,43 @@ namespace ballast
             m_model.init(train.seed);
             m_result.policy_set = std::string(P::name);
             m_result.optimizer = std::string(O::name);
+            const std::size_t mb = m_train.microbatches;
+            if (m_comm != nullptr || mb > 1)
+            {
+                const std::size_t local = mb / ranks();
+                if (ranks() > 1)
+                {
+                    m_local_grads.resize(local * m_model.layout().total());
+                }
+                m_accum.resize(m_model.layout().total());
+                m_local_losses.resize(local);
+            }
+        }
+
+        /// Number of data-parallel ranks (1 without a communicator) and this trainer's rank.
+        std::size_t ranks() const noexcept { return m_comm ? static_cast<std::size_t>(m_comm->size()) : 1; }
+        std::size_t rank() const noexcept { return m_comm ? static_cast<std::size_t>(m_comm->rank()) : 0; }
+        /// Whether this trainer writes the metrics log and checkpoints (rank 0).
+        bool is_writer() const noexcept { return rank() == 0; }
+
+        /// Fingerprint of what data-parallel ranks must agree on: the run's identity (policy set, optimizer,
+        /// dtype, model, train and optimizer configs, data) and the build (version, compiler, compile time).
+        static std::uint64_t rank_fingerprint(const model_config& model, const train_config& train,
+                                              const optimizer_config& opt, const token_splits& data)
+        {
+            const nlohmann::json j = { { "policy_set", std::string(P::name) },
+                                       { "optimizer", std::string(O::name) },
+                                       { "dtype", std::is_same_v<T, float> ? "float32" : "float64" },
+                                       { "diagnostics", Diag::enabled },
+                                       { "model", to_json(model) },
+                                       { "train", identity_json(train) },
+                                       { "handle_signals", train.handle_signals },
+                                       { "optimizer_config", to_json(opt) },
+                                       { "data", data.identity() },
+                                       { "build", std::string(version_string) + " " + __VERSION__ + " " +
+                                                    __DATE__ + " " + __TIME__ } };
+            const std::string text = j.dump();
+            return fnv1a64(std::as_bytes(std::span<const char>(text.data(), text.size())));
         }
 
         model_type& model() noexcept { return m_model; }
@@ -113,6 +167,10 @@ namespace ballast
             auto j = identity();
             j["type"] = "header";
             j["train"] = to_json(m_train);
+            if (m_train.microbatches == 1)
+            {
+                j["train"].erase("microbatches"); // as before the field existed (identity_json too)
+            }
             j["ballast_version"] = version_string;
             j["threads"] = num_threads();
             j["parameters"] = m_model.layout().count();
@@ -136,8 +194,13 @@ namespace ballast
         }
 
         /// Save a checkpoint of the current state into `dir` (default: the config's checkpoint_dir).
+        /// With a communicator only rank 0 writes (the others return at once).
         void save_checkpoint(std::filesystem::path dir = {}) const
         {
+            if (!is_writer())
+            {
+                return;
+            }
             if (dir.empty())
             {
                 dir = m_train.checkpoint_dir;
@@ -231,16 +294,26 @@ namespace ballast
             while (m_step < m_train.steps)
             {
                 const std::size_t t = m_step;
-                m_data.train_batch(m_train.seed, t, m_train.batch, m_batch);
                 [[maybe_unused]] const bool record =
                   Diag::enabled && m_train.diag_interval != 0 && t % m_train.diag_interval == 0;
-                if constexpr (Diag::enabled)
+                loss_parts loss;
+                std::span<T> grads;
+                if (m_accum.empty())
                 {
-                    m_model.set_recording(record);
+                    m_data.train_batch(m_train.seed, t, m_train.batch, m_batch);
+                    if constexpr (Diag::enabled)
+                    {
+                        m_model.set_recording(record);
+                    }
+                    loss =
+                      m_model.forward_backward(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
+                    grads = m_model.gradients();
                 }
-                const loss_parts loss =
-                  m_model.forward_backward(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
-                const auto grads = m_model.gradients();
+                else
+                {
+                    loss = accumulated_step(t, record);
+                    grads = std::span<T>(m_accum);
+                }
                 const double norm =
                   std::sqrt(static_cast<double>(kernels::sum_squares(grads.data(), grads.size())));
                 bool stop = false;
@@ -324,13 +397,13 @@ namespace ballast
                 {
                     save_checkpoint();
                 }
-                if (signals.pending() || stop)
+                if (any_rank(signals.pending() || stop))
                 {
                     return finish_interrupted();
                 }
             }
             m_result.interrupted = false;
-            if (!m_train.checkpoint_dir.empty())
+            if (!m_train.checkpoint_dir.empty() && is_writer())
             {
                 save_checkpoint();
             }
@@ -349,6 +422,180 @@ namespace ballast
         const std::vector<early_warning>& warnings() const noexcept { return m_result.warnings; }
 
     private:
+        static constexpr int tag_fingerprint = 1701, tag_losses = 1702, tag_chunks = 1703, tag_gather = 1704,
+                             tag_stop = 1705;
+
+        /// Every rank computes the same fingerprint list, so a mismatch throws the same error on every rank.
+        static bool check_ranks(communicator* comm, const model_config& model, const train_config& train,
+                                const optimizer_config& opt, const token_splits& data)
+        {
+            if (comm == nullptr)
+            {
+                return true;
+            }
+            const std::uint64_t mine = rank_fingerprint(model, train, opt, data);
+            const auto all = allgather_value(*comm, tag_fingerprint, mine);
+            for (std::size_t r = 1; r < all.size(); ++r)
+            {
+                BALLAST_CHECK(all[r] == all[0], "trainer",
+                              "data-parallel ranks disagree on the run: rank 0 has ",
+                              "config/data/build fingerprint ", hex64(all[0]), ", rank ", r, " has ",
+                              hex64(all[r]), " (start every rank with the same program, flags and corpus)");
+            }
+            const auto k = static_cast<std::size_t>(comm->size());
+            BALLAST_CHECK(train.microbatches % k == 0, "trainer", "the ", k,
+                          " data-parallel ranks do not divide microbatches = ", train.microbatches,
+                          " (each rank computes microbatches / ranks of every step)");
+            BALLAST_CHECK(!Diag::enabled || train.diag_interval == 0, "trainer",
+                          "recording diagnostics (diag_interval > 0) is not supported in data-parallel runs "
+                          "yet (use one process, or diag_interval = 0)");
+            return true;
+        }
+
+        /// True on every rank when `flag` is true on any rank (a no-op without a communicator).
+        bool any_rank(bool flag)
+        {
+            if (m_comm == nullptr)
+            {
+                return flag;
+            }
+            const auto all = allgather_value(*m_comm, tag_stop, static_cast<std::uint8_t>(flag ? 1 : 0));
+            return std::ranges::any_of(all, [](std::uint8_t f) { return f != 0; });
+        }
+
+        /// acc[i] += g[i] (the one addition of the accumulation; the same loop on every path).
+        static void add_into(T* acc, const T* g, std::size_t n) noexcept
+        {
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                acc[i] += g[i];
+            }
+        }
+        /// acc[i] /= M.
+        static void divide(T* acc, std::size_t n, std::size_t m) noexcept
+        {
+            const T d = static_cast<T>(m);
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                acc[i] /= d;
+            }
+        }
+
+        /// One step's forward/backward as M microbatches (this rank's block of them), and the combination
+        /// into m_accum: acc = g_0, acc += g_1, …, acc += g_{M−1}, acc /= M per element, on every rank.
+        /// Returns the loss: (((l_0 + l_1) + …) + l_{M−1}) / M per part.
+        loss_parts accumulated_step(std::size_t t, [[maybe_unused]] bool record)
+        {
+            const std::size_t mb = m_train.microbatches, k = ranks(), local = mb / k, first = rank() * local;
+            const std::size_t n = m_model.layout().total();
+            for (std::size_t j = 0; j < local; ++j)
+            {
+                m_data.train_microbatch(m_train.seed, t, m_train.batch, first + j, mb, m_batch);
+                if constexpr (Diag::enabled)
+                {
+                    m_model.set_recording(record && j + 1 == local); // the forward statistics of the last one
+                }
+                m_local_losses[j] =
+                  m_model.forward_backward(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
+                const auto g = m_model.gradients();
+                if (k == 1)
+                {
+                    if (j == 0)
+                    {
+                        std::ranges::copy(g, m_accum.begin());
+                    }
+                    else
+                    {
+                        add_into(m_accum.data(), g.data(), n);
+                    }
+                }
+                else
+                {
+                    std::ranges::copy(g, m_local_grads.begin() + static_cast<std::ptrdiff_t>(j * n));
+                }
+            }
+            std::vector<loss_parts> losses = m_local_losses;
+            if (k > 1)
+            {
+                losses.assign(mb, loss_parts{});
+                std::vector<std::span<std::byte>> blocks;
+                for (std::size_t r = 0; r < k; ++r)
+                {
+                    blocks.push_back(
+                      std::as_writable_bytes(std::span<loss_parts>(losses.data() + r * local, local)));
+                }
+                allgatherv_bytes(*m_comm, tag_losses,
+                                 std::as_bytes(std::span<const loss_parts>(m_local_losses)), blocks);
+                combine_gradients(n, local);
+            }
+            else
+            {
+                divide(m_accum.data(), n, mb);
+            }
+            loss_parts sum = losses[0];
+            for (std::size_t m = 1; m < mb; ++m)
+            {
+                sum.loss += losses[m].loss;
+                sum.ce += losses[m].ce;
+                sum.aux += losses[m].aux;
+            }
+            const double d = static_cast<double>(mb);
+            return { sum.loss / d, sum.ce / d, sum.aux / d };
+        }
+
+        /// Chunk c of the parameters: [c·n/K, (c+1)·n/K).
+        std::size_t chunk_begin(std::size_t c, std::size_t n) const noexcept { return c * n / ranks(); }
+
+        /// Data-parallel combination: rank c owns chunk c. Each rank sends chunk c of each of its microbatch
+        /// gradients to rank c (alltoallv of bytes); the owner sums its chunk over m = 0 … M−1 in m order and
+        /// divides by M; an allgather of bytes gives every rank the whole gradient in m_accum.
+        void combine_gradients(std::size_t n, std::size_t local)
+        {
+            const std::size_t k = ranks(), me = rank(), mb = m_train.microbatches;
+            const std::size_t my0 = chunk_begin(me, n), my_len = chunk_begin(me + 1, n) - my0;
+            m_send.resize(local * n);
+            std::vector<std::span<const std::byte>> out;
+            std::size_t pos = 0;
+            for (std::size_t c = 0; c < k; ++c)
+            {
+                const std::size_t c0 = chunk_begin(c, n), len = chunk_begin(c + 1, n) - c0;
+                const std::size_t start = pos;
+                for (std::size_t j = 0; j < local; ++j)
+                {
+                    std::copy_n(m_local_grads.begin() + static_cast<std::ptrdiff_t>(j * n + c0), len,
+                                m_send.begin() + static_cast<std::ptrdiff_t>(pos));
+                    pos += len;
+                }
+                out.push_back(std::as_bytes(std::span<const T>(m_send.data() + start, pos - start)));
+            }
+            // From rank s: its microbatches s·local … (s+1)·local − 1, chunk `me` of each, in m order.
+            m_recv.resize(mb * my_len);
+            std::vector<std::span<std::byte>> in;
+            for (std::size_t s = 0; s < k; ++s)
+            {
+                in.push_back(
+                  std::as_writable_bytes(std::span<T>(m_recv.data() + s * local * my_len, local * my_len)));
+            }
+            alltoallv_bytes(*m_comm, tag_chunks, out, in);
+            T* acc = m_accum.data() + my0;
+            std::copy_n(m_recv.begin(), my_len, acc);
+            for (std::size_t m = 1; m < mb; ++m)
+            {
+                add_into(acc, m_recv.data() + m * my_len, my_len);
+            }
+            divide(acc, my_len, mb);
+            std::vector<std::span<std::byte>> all;
+            for (std::size_t c = 0; c < k; ++c)
+            {
+                const std::size_t c0 = chunk_begin(c, n);
+                all.push_back(
+                  std::as_writable_bytes(std::span<T>(m_accum.data() + c0, chunk_begin(c + 1, n) - c0)));
+            }
+            // The own block is copied onto itself: allgatherv_bytes copies `mine` into all[me], same memory.
+            std::vector<T> mine(acc, acc + my_len);
+            allgatherv_bytes(*m_comm, tag_gather, std::as_bytes(std::span<const T>(mine)), all);
+        }
+
         /// Diagnostics, part 1 (before the update): per-tensor gradient and parameter RMS.
         nlohmann::json tensor_stats_before(std::span<const T> grads) const
         {
@@ -406,7 +653,7 @@ namespace ballast
         run_result finish_interrupted()
         {
             m_result.interrupted = true;
-            if (!m_train.checkpoint_dir.empty())
+            if (!m_train.checkpoint_dir.empty() && is_writer())
             {
                 save_checkpoint();
             }
@@ -414,6 +661,8 @@ namespace ballast
             return m_result;
         }
 
+        communicator* m_comm = nullptr;
+        bool m_ranks_agree = true;
         train_config m_train;
         const token_splits& m_data;
         model_type m_model;
@@ -424,6 +673,9 @@ namespace ballast
         bool m_initialised = false, m_resumed = false;
         metrics_log m_log;
         early_warnings m_warnings{ warning_config{}, m_opt.config().adamw.eps };
+        // Gradient accumulation / data parallelism (empty when M = 1 without a communicator).
+        aligned_vector<T> m_accum, m_local_grads, m_send, m_recv;
+        std::vector<loss_parts> m_local_losses;
     };
 } // namespace ballast
 
