@@ -642,7 +642,7 @@ int main(int argc_in, char** argv_in)
                 hana::tuple_t<
                   st::with_qk<"relu2_qk_ln", pol::qk_norm<pol::layer_norm, pol::qk_scope::per_head>>,
                   st::with_qk<"relu2_no_qk", pol::no_qk_control>>);
-              return run_preset(st::recipe_grid(grid, hana::tuple_t<adamw>), spec, o);
+              return run_preset(st::recipe_grid(grid, hana::tuple_t<adamw>), spec, o, mode);
           }
           if (o.preset == "forced_scale")
           {
@@ -654,7 +654,7 @@ int main(int argc_in, char** argv_in)
                   b.study.name = spec.study.name + "_bigram";
                   b.study.sizes = { "d64_L0_H4" };
                   b.out = spec.out / "bigram";
-                  if (const int rc = run_preset(forced, b, o); rc != 0)
+                  if (const int rc = run_preset(forced, b, o, mode); rc != 0)
                   {
                       return rc;
                   }
@@ -668,7 +668,7 @@ int main(int argc_in, char** argv_in)
                   k.model.kappa = kappa;
                   k.study.name = spec.study.name + "_" + label;
                   k.out = spec.out / label;
-                  if (const int rc = run_preset(forced, k, o); rc != 0)
+                  if (const int rc = run_preset(forced, k, o, mode); rc != 0)
                   {
                       return rc;
                   }
