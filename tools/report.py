@@ -217,8 +217,10 @@ def stability_choice(groups):
     usable = [g for g in groups if g.sensitivity is not None]
     if not usable:
         return [], ""
-    top_params = max((g.params or 0) for g in usable)
-    at = [g for g in usable if (g.params or 0) == top_params]
+    # The largest size by its label: recipes of one size can differ slightly in parameter count (qk-norm
+    # scales), and all of them belong in the comparison.
+    top_size = max(usable, key=lambda g: (g.params or 0)).size
+    at = [g for g in usable if g.size == top_size]
     most, least = min(at, key=lambda g: g.sensitivity), max(at, key=lambda g: g.sensitivity)
     chosen = []
     for g in ([most] if most is least else [most, least]):

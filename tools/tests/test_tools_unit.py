@@ -244,6 +244,29 @@ def test_report_seeds(tmp):
           "printed: mean ± sd 0.7000 ± 0.2828, range 0.5000 – 0.9000")
 
 
+def test_stability_choice_by_size_label():
+    """The most/least stable comparison takes every recipe of the largest size, even when their parameter
+    counts differ (qk-norm scales): here the least robust recipe has fewer parameters at the same size."""
+    import report
+
+    class R:
+        def __init__(self, lr):
+            self.lr, self.diverged = lr, False
+
+    class G:
+        def __init__(self, name, size, params, sens):
+            self.name, self.size, self.params, self.sensitivity = name, size, params, sens
+            self.runs = [R(1e-2)]
+
+        def label(self):
+            return self.name
+
+    groups = [G("qk_ln", "d128", 459456, 0.126), G("no_qk", "d128", 459392, 0.341), G("small", "d64", 131456, 0.9)]
+    _, what = report.stability_choice(groups)
+    check("most LR-robust qk_ln" in what and "least no_qk" in what,
+          f"most qk_ln vs least no_qk at the largest size label ({what})")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="tools_unit_") as tmp:
         test_read_jsonl(tmp)
@@ -253,6 +276,7 @@ def main():
         test_against_cxx_summary()
         test_plot_run(tmp)
         test_report_seeds(tmp)
+        test_stability_choice_by_size_label()
     if failures:
         print(f"\n{len(failures)} check(s) failed", file=sys.stderr)
         return 1
