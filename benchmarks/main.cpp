@@ -10,9 +10,8 @@
 
 int main(int argc, char** argv)
 {
-    std::printf("ballast %s benchmarks | simd: %s (xsimd %d.%d) | threads: %d%s\n",
-                ballast::version_string, ballast::simd::arch_name(), XSIMD_VERSION_MAJOR, XSIMD_VERSION_MINOR,
-                ballast::num_threads(),
+    std::printf("ballast %s benchmarks | simd: %s (xsimd %d.%d) | threads: %d%s\n", ballast::version_string,
+                ballast::simd::arch_name(), XSIMD_VERSION_MAJOR, XSIMD_VERSION_MINOR, ballast::num_threads(),
 #ifdef BALLAST_HAVE_OPENBLAS
                 " | peer: OpenBLAS cblas_sgemm"
 #else

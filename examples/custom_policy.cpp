@@ -313,8 +313,8 @@ namespace
                                                          .dlogits = d };
         };
         mean_logit_penalty::forward(args(dlogits.data()));
-        const double e_loss =
-          fd_error(dlogits, [&] { return mean_logit_penalty::forward(args(nullptr)).loss; }, logits);
+        const double e_loss = fd_error(
+          dlogits, [&] { return mean_logit_penalty::forward(args(nullptr)).loss; }, logits);
 
         // Central differences with h = 1e-5 in double are good to ~1e-10 here; a wrong gradient is O(1).
         const double limit = 1e-7;
@@ -331,8 +331,8 @@ namespace
         {
             if (s.step % 10 == 0 || s.step + 1 == s.steps)
             {
-                std::printf("  step %3zu  loss %.4f (penalty %.2e)  lr %.2e\n", s.step, s.loss.loss, s.loss.aux,
-                            s.lr);
+                std::printf("  step %3zu  loss %.4f (penalty %.2e)  lr %.2e\n", s.step, s.loss.loss,
+                            s.loss.aux, s.lr);
             }
         }
     };

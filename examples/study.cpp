@@ -24,8 +24,8 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include <boost/hana/tuple.hpp>
 
@@ -599,84 +599,84 @@ int main(int argc_in, char** argv_in)
     }
 #endif
     const auto body = [&]
-      {
-          if (!mode.shard.empty())
-          {
-              mode.resolved = mode.shard == "auto"
-                                ? st::shard_from_environment(st::process_environment, mode.shards)
-                                : st::shard_source{ st::parse_shard(mode.shard), "explicit" };
-          }
-          using adamw = ballast::optim::adamw<>;
-          if (o.preset == "default" || o.preset == "no_decay")
-          {
-              return run_preset(default_recipes(), spec, o, mode);
-          }
-          if (o.preset == "warmup" || o.preset == "eps" || o.preset == "width_depth")
-          {
-              return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default>, hana::tuple_t<adamw>),
-                                spec, o, mode);
-          }
-          if (o.preset == "prediction")
-          {
-              constexpr auto no_qk = st::policy_grid<ballast::paper_default>(
-                hana::tuple_t<st::with_qk<"no_qk", pol::no_qk_control>>);
-              return run_preset(st::recipe_grid(no_qk, hana::tuple_t<adamw>), spec, o, mode);
-          }
-          if (o.preset == "weight_decay")
-          {
-              return run_preset(
-                st::recipe_grid(hana::tuple_t<ballast::paper_default>,
-                                hana::tuple_t<adamw, ballast::optim::adamw<ballast::weight_decay::coupled>>),
-                spec, o, mode);
-          }
-          if (o.preset == "mup")
-          {
-              return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default, ballast::mup_recipe>,
-                                                hana::tuple_t<adamw>),
-                                spec, o, mode);
-          }
-          if (o.preset == "pointwise_attention")
-          {
-              // "relu2_": the default study's "qk_ln" / "no_qk" are softmax recipes.
-              constexpr auto grid = st::policy_grid<ballast::squared_relu_attention>(
-                hana::tuple_t<
-                  st::with_qk<"relu2_qk_ln", pol::qk_norm<pol::layer_norm, pol::qk_scope::per_head>>,
-                  st::with_qk<"relu2_no_qk", pol::no_qk_control>>);
-              return run_preset(st::recipe_grid(grid, hana::tuple_t<adamw>), spec, o, mode);
-          }
-          if (o.preset == "forced_scale")
-          {
-              constexpr auto forced =
-                st::recipe_grid(hana::tuple_t<ballast::forced_scale>, hana::tuple_t<adamw>);
-              {
-                  // The bigram reference: 0 layers, so the q/k policy (and kappa) play no part.
-                  auto b = spec;
-                  b.study.name = spec.study.name + "_bigram";
-                  b.study.sizes = { "d64_L0_H4" };
-                  b.out = spec.out / "bigram";
-                  if (const int rc = run_preset(forced, b, o, mode); rc != 0)
-                  {
-                      return rc;
-                  }
-              }
-              for (const double kappa : { 1e1, 1e2, 1e3, 1e4, 1e5 })
-              {
-                  char label[32];
-                  std::snprintf(label, sizeof label, "kappa1e%d",
-                                static_cast<int>(std::lround(std::log10(kappa))));
-                  auto k = spec;
-                  k.model.kappa = kappa;
-                  k.study.name = spec.study.name + "_" + label;
-                  k.out = spec.out / label;
-                  if (const int rc = run_preset(forced, k, o, mode); rc != 0)
-                  {
-                      return rc;
-                  }
-              }
-              return 0;
-          }
-          ballast::detail::throw_error("study", "preset '", o.preset, "' has no recipes");
-      };
+    {
+        if (!mode.shard.empty())
+        {
+            mode.resolved = mode.shard == "auto"
+                              ? st::shard_from_environment(st::process_environment, mode.shards)
+                              : st::shard_source{ st::parse_shard(mode.shard), "explicit" };
+        }
+        using adamw = ballast::optim::adamw<>;
+        if (o.preset == "default" || o.preset == "no_decay")
+        {
+            return run_preset(default_recipes(), spec, o, mode);
+        }
+        if (o.preset == "warmup" || o.preset == "eps" || o.preset == "width_depth")
+        {
+            return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default>, hana::tuple_t<adamw>),
+                              spec, o, mode);
+        }
+        if (o.preset == "prediction")
+        {
+            constexpr auto no_qk = st::policy_grid<ballast::paper_default>(
+              hana::tuple_t<st::with_qk<"no_qk", pol::no_qk_control>>);
+            return run_preset(st::recipe_grid(no_qk, hana::tuple_t<adamw>), spec, o, mode);
+        }
+        if (o.preset == "weight_decay")
+        {
+            return run_preset(
+              st::recipe_grid(hana::tuple_t<ballast::paper_default>,
+                              hana::tuple_t<adamw, ballast::optim::adamw<ballast::weight_decay::coupled>>),
+              spec, o, mode);
+        }
+        if (o.preset == "mup")
+        {
+            return run_preset(st::recipe_grid(hana::tuple_t<ballast::paper_default, ballast::mup_recipe>,
+                                              hana::tuple_t<adamw>),
+                              spec, o, mode);
+        }
+        if (o.preset == "pointwise_attention")
+        {
+            // "relu2_": the default study's "qk_ln" / "no_qk" are softmax recipes.
+            constexpr auto grid = st::policy_grid<ballast::squared_relu_attention>(
+              hana::tuple_t<
+                st::with_qk<"relu2_qk_ln", pol::qk_norm<pol::layer_norm, pol::qk_scope::per_head>>,
+                st::with_qk<"relu2_no_qk", pol::no_qk_control>>);
+            return run_preset(st::recipe_grid(grid, hana::tuple_t<adamw>), spec, o, mode);
+        }
+        if (o.preset == "forced_scale")
+        {
+            constexpr auto forced =
+              st::recipe_grid(hana::tuple_t<ballast::forced_scale>, hana::tuple_t<adamw>);
+            {
+                // The bigram reference: 0 layers, so the q/k policy (and kappa) play no part.
+                auto b = spec;
+                b.study.name = spec.study.name + "_bigram";
+                b.study.sizes = { "d64_L0_H4" };
+                b.out = spec.out / "bigram";
+                if (const int rc = run_preset(forced, b, o, mode); rc != 0)
+                {
+                    return rc;
+                }
+            }
+            for (const double kappa : { 1e1, 1e2, 1e3, 1e4, 1e5 })
+            {
+                char label[32];
+                std::snprintf(label, sizeof label, "kappa1e%d",
+                              static_cast<int>(std::lround(std::log10(kappa))));
+                auto k = spec;
+                k.model.kappa = kappa;
+                k.study.name = spec.study.name + "_" + label;
+                k.out = spec.out / label;
+                if (const int rc = run_preset(forced, k, o, mode); rc != 0)
+                {
+                    return rc;
+                }
+            }
+            return 0;
+        }
+        ballast::detail::throw_error("study", "preset '", o.preset, "' has no recipes");
+    };
 #if defined(BALLAST_STUDY_WITH_MPI)
     if (mode.comm != nullptr)
     {
@@ -687,8 +687,8 @@ int main(int argc_in, char** argv_in)
         }
         catch (const std::exception& e)
         {
-            std::fprintf(stderr, "study: error: rank %d of %d: %s (aborting the MPI job)\n", mode.comm->rank(),
-                         mode.comm->size(), e.what());
+            std::fprintf(stderr, "study: error: rank %d of %d: %s (aborting the MPI job)\n",
+                         mode.comm->rank(), mode.comm->size(), e.what());
             std::fflush(stderr);
             ballast::mpi::mpi_session::abort(2);
         }

@@ -112,8 +112,7 @@ namespace ballast::cli
         {
             return app
               .add_option_function<std::string>(
-                flag, [&member, flag](const std::string& s) { member = parse_integer<V>(s, flag); },
-                help)
+                flag, [&member, flag](const std::string& s) { member = parse_integer<V>(s, flag); }, help)
               ->type_name(std::is_unsigned_v<V> ? "UINT" : "INT")
               ->default_str(std::to_string(member));
         }
