@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <ballast/core/memory.hpp>
+#include <ballast/core/parallel.hpp>
 #include <ballast/model/transformer.hpp>
 #include <ballast/policies/registry.hpp>
 #include <ballast/train/tokens.hpp>
@@ -43,7 +45,15 @@ namespace
     template <class S, class T>
     int run(const ballast::model_config& cfg, const options& o)
     {
-        ballast::transformer<S, T> model(cfg);
+        using model_t = ballast::transformer<S, T>;
+        BALLAST_CHECK(o.seq >= 1 && o.seq <= cfg.context, "ballast_model", "--seq must be in [1, context = ",
+                      cfg.context, "], got ", o.seq);
+        BALLAST_CHECK(o.batch >= 1, "ballast_model", "--batch must be >= 1");
+        // Everything this pass allocates, refused up front when the sizes overflow or do not fit.
+        ballast::check_fits(
+          model_t::estimate_memory(cfg, o.batch, o.seq, static_cast<std::size_t>(ballast::num_threads())).bytes(),
+          "the model (parameters, gradients and activations)");
+        model_t model(cfg);
         if (!o.weights.empty())
         {
             model.load(o.weights);
@@ -57,7 +67,7 @@ namespace
             model.save(o.save_weights);
         }
         const auto all = ballast::load_tokens(o.tokens);
-        const std::size_t need = o.batch * o.seq + 1;
+        const std::size_t need = o.batch * o.seq + 1; // cannot wrap: the activations hold batch*seq*vocab
         BALLAST_CHECK(all.size() >= need, "ballast_model", "'", o.tokens, "' holds ", all.size(),
                       " tokens, fewer than batch*seq+1 = ", need);
         std::vector<std::int32_t> tokens(o.batch * o.seq), targets(o.batch * o.seq);

@@ -18,10 +18,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <unistd.h>
 #include <vector>
 
+#include <ballast/core/lock.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/model/diagnostics.hpp>
 #include <ballast/policies/registry.hpp>
@@ -95,6 +97,13 @@ namespace
                                          corpus_name);
         const std::filesystem::path out = o.out;
         std::filesystem::create_directories(out);
+        // One writer per output directory: a second `train --out` here is refused with our pid. Data-
+        // parallel ranks share it, and rank 0 alone writes.
+        std::optional<ballast::directory_lock> lock;
+        if (o.comm == nullptr || o.comm->rank() == 0)
+        {
+            lock.emplace(out);
+        }
         if (cfg.metrics_path.empty())
         {
             cfg.metrics_path = (out / "metrics.jsonl").string();

@@ -76,3 +76,26 @@ TEST_CASE("string_field never throws a type error for a field of another type", 
     CHECK(ballast::string_field(j, "name") == "x");
     CHECK(ballast::string_field(j, "missing").empty());
 }
+
+TEST_CASE("typed_field reads a field of the expected kind and names a wrongly typed one", "[core][jsonl]")
+{
+    const auto j = nlohmann::json::parse(R"({"n": 7, "neg": -3, "x": 1.5, "s": "a", "b": true, "o": {"k": 1}})");
+    CHECK(ballast::typed_field<std::size_t>(j, "n", 0, "w") == 7);
+    CHECK(ballast::typed_field<std::size_t>(j, "absent", 42, "w") == 42);
+    CHECK(ballast::typed_field<long>(j, "neg", 0, "w") == -3);
+    CHECK(ballast::typed_field<double>(j, "x", 0.0, "w") == 1.5);
+    CHECK(ballast::typed_field<double>(j, "n", 0.0, "w") == 7.0); // an integer is a number
+    CHECK(ballast::typed_field<std::string>(j, "s", "", "w") == "a");
+    CHECK(ballast::typed_field<bool>(j, "b", false, "w"));
+    CHECK(ballast::typed_field<nlohmann::json>(j, "o", nullptr, "w")["k"] == 1);
+    CHECK_THROWS_WITH(ballast::typed_field<std::size_t>(j, "s", 0, "run line"),
+                      "ballast: run line: field 's' is string, expected an unsigned integer");
+    CHECK_THROWS_WITH(ballast::typed_field<std::size_t>(j, "neg", 0, "w"),
+                      Catch::Contains("field 'neg' is number, expected an unsigned integer"));
+    CHECK_THROWS_WITH(ballast::typed_field<bool>(j, "n", false, "w"), Catch::Contains("expected a boolean"));
+    CHECK_THROWS_WITH(ballast::typed_field<std::string>(j, "o", "", "w"),
+                      Catch::Contains("field 'o' is object, expected a string"));
+    // Not an object (a JSON line "[1,2]" or "5"): the fallback, as for a missing field.
+    CHECK(ballast::typed_field<std::size_t>(nlohmann::json::array({ 1, 2 }), "n", 9, "w") == 9);
+    CHECK(ballast::typed_field<std::size_t>(nlohmann::json(5), "n", 9, "w") == 9);
+}

@@ -103,3 +103,31 @@ TEST_CASE("directory_lock refuses a symlinked lock file", "[core][lock]")
     CHECK_THROWS_WITH(ballast::directory_lock(tmp.path()), Catch::Contains("cannot open"));
     CHECK_FALSE(std::filesystem::exists(tmp / "elsewhere"));
 }
+
+TEST_CASE("shared holders coexist with each other and exclude an exclusive one", "[core][lock]")
+{
+    using ballast::directory_lock;
+    using ballast::lock_mode;
+    ballast::test::temp_dir tmp("lock");
+    {
+        directory_lock a(tmp.path(), lock_mode::shared);
+        directory_lock b(tmp.path(), lock_mode::shared); // a second shard
+        CHECK(a.held());
+        CHECK(b.held());
+        // No pid is named (several holders), and the exclusive taker says why it is refused.
+        CHECK_THROWS_WITH(directory_lock(tmp.path()), Catch::Contains("is in use by another process"));
+        // Locks of other names are independent: a shard's own lock file.
+        directory_lock own(tmp.path(), lock_mode::exclusive, ".lock.0-of-2");
+        CHECK(own.path() == tmp / ".lock.0-of-2");
+        CHECK_THROWS_WITH(directory_lock(tmp.path(), lock_mode::exclusive, ".lock.0-of-2"),
+                          Catch::Contains("is in use by pid " + std::to_string(::getpid())));
+        CHECK_NOTHROW(directory_lock(tmp.path(), lock_mode::exclusive, ".lock.1-of-2"));
+    }
+    {
+        // An exclusive holder refuses shared takers, naming its pid.
+        directory_lock x(tmp.path());
+        CHECK_THROWS_WITH(directory_lock(tmp.path(), lock_mode::shared),
+                          Catch::Contains("is in use by pid " + std::to_string(::getpid())));
+    }
+    CHECK_NOTHROW(directory_lock(tmp.path(), lock_mode::shared)); // released
+}

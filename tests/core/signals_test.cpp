@@ -1,6 +1,9 @@
 // Stop requests from signals: an enabled scope records SIGINT/SIGTERM instead of dying, reports it, and
-// restores the previous handlers; a disabled scope installs nothing and reports nothing.
+// restores the previous handlers; a second signal ends the process at once; a disabled scope installs
+// nothing and reports nothing.
 #include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -67,4 +70,36 @@ TEST_CASE("a disabled scope installs nothing and never reports a signal", "[core
     }
     CHECK(g_seen == 0);
     CHECK(std::signal(SIGINT, old_int) == test_handler);
+}
+
+TEST_CASE("a second signal while the first is pending ends the process with that signal", "[core][signals]")
+{
+    for (const int sig : { SIGINT, SIGTERM })
+    {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0)
+        {
+            ::close(fds[0]);
+            ballast::stop_signal_scope scope(true);
+            std::raise(sig);
+            const char first = scope.pending() == sig ? 'y' : 'n';
+            [[maybe_unused]] const auto w1 = ::write(fds[1], &first, 1); // the first one was only recorded
+            std::raise(sig);                                             // the second one ends the process
+            [[maybe_unused]] const auto w2 = ::write(fds[1], "z", 1);    // not reached
+            ::_exit(0);
+        }
+        ::close(fds[1]);
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        char buf[4] = {};
+        const auto n = ::read(fds[0], buf, sizeof buf);
+        ::close(fds[0]);
+        CHECK(n == 1);
+        CHECK(buf[0] == 'y');
+        REQUIRE(WIFSIGNALED(status));
+        CHECK(WTERMSIG(status) == sig);
+    }
 }

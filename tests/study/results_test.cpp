@@ -219,3 +219,23 @@ TEST_CASE("non_embedding_params leaves out the token and position tables and the
     CHECK(l.count() == 42);
     CHECK(st::non_embedding_params(l) == 15);
 }
+
+TEST_CASE("a run line with a wrongly typed field is refused naming the file, the run and the field",
+          "[study][results]")
+{
+    // Type errors, not nlohmann's type_error (which names nothing): every field parse_run_line reads.
+    for (const char* bad : { R"({"type":"run","key":"k1","steps":"ten"})", R"({"type":"run","key":"k1","diverged":1})",
+                             R"({"type":"run","key":"k1","policy_set":3})", R"({"type":"run","key":"k1","diagnostics":[1]})",
+                             R"({"type":"run","key":"k1","d_model":-16})" })
+    {
+        const auto j = nlohmann::json::parse(bad);
+        CHECK_THROWS_WITH(st::parse_run_line(j, "runs/x/results.jsonl"),
+                          Catch::StartsWith("ballast: study: 'runs/x/results.jsonl', run 'k1': run line: field '"));
+    }
+    // A "type" that is not a string is simply not a run line.
+    ballast::test::temp_dir dir("results_types");
+    const auto path = dir / "results.jsonl";
+    ballast::append_line(path, R"({"type":"study","config":{}})");
+    ballast::append_line(path, R"({"type":0,"key":"a"})");
+    CHECK(st::load_results(path).runs.empty());
+}

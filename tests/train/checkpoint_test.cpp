@@ -206,3 +206,30 @@ TEST_CASE("temporary files of interrupted checkpoint writes are removed by the n
     CHECK_FALSE(std::filesystem::exists(stale));
     CHECK(ballast::read_checkpoint(dir.path()).manifest["step"] == 1);
 }
+
+TEST_CASE("a manifest with wrongly typed format or version fields is refused naming the file",
+          "[train][checkpoint][hardening]")
+{
+    ballast::test::temp_dir dir("ck_types");
+    const auto layout = two_tensors();
+    const auto params = numbered(layout.total(), 1), m = numbered(layout.total(), 2);
+    const std::array<std::span<const double>, 1> state{ m };
+    const std::array<std::string_view, 1> names{ "m" };
+    ballast::write_checkpoint(dir.path(), 4, {}, ballast::run_checkpoint_tensors<double>(layout, params, names, state));
+    const auto manifest_path = dir.path() / ballast::checkpoint_manifest;
+    const auto good = nlohmann::json::parse(read_text(manifest_path));
+    const std::string where = "'" + manifest_path.string() + "'";
+    auto bad = good;
+    bad["format"] = 7; // a number where a string belongs: used to be nlohmann's type_error.302
+    write_text(manifest_path, bad.dump(2));
+    CHECK_THROWS_WITH(ballast::read_checkpoint(dir.path()),
+                      Catch::Contains(where + " is not a ballast checkpoint manifest"));
+    bad = good;
+    bad["version"] = "two";
+    write_text(manifest_path, bad.dump(2));
+    CHECK_THROWS_WITH(ballast::read_checkpoint(dir.path()),
+                      Catch::Contains(where + " has version \"two\", this build reads version 2"));
+    bad.erase("version");
+    write_text(manifest_path, bad.dump(2));
+    CHECK_THROWS_WITH(ballast::read_checkpoint(dir.path()), Catch::Contains("has version (none)"));
+}

@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -309,13 +310,14 @@ TEST_CASE("checkpoint writes are crash-safe: the manifest always names a complet
     cfg.checkpoint_interval = 3;
     trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
     tr.run();
-    // Checkpoints at 3, 6 and the end (8); only the newest tensor file is kept, and no temporary remains.
+    // Checkpoints at 3, 6 and the end (8); only the newest tensor file is kept, and no temporary remains
+    // (the run's lock file stays, by design: core/lock.hpp).
     std::set<std::string> files;
     for (const auto& e : std::filesystem::directory_iterator(cfg.checkpoint_dir))
     {
         files.insert(e.path().filename().string());
     }
-    CHECK(files == std::set<std::string>{ "checkpoint.json", "tensors-000000008.safetensors" });
+    CHECK(files == std::set<std::string>{ ".lock", "checkpoint.json", "tensors-000000008.safetensors" });
     // A crash after a newer tensor file was written but before the manifest moved: the old pair still loads.
     const std::string junk = "half-written";
     ballast::write_file_atomic(std::filesystem::path(cfg.checkpoint_dir) / "tensors-000000011.safetensors",
@@ -396,4 +398,188 @@ TEST_CASE("bad run settings are refused with a message", "[train][trainer]")
     cfg.seq = 8; // the data was split for 16
     CHECK_THROWS_WITH(trainer_t(tiny_model(), cfg, optimizer_config{}, readme_splits()),
                       Catch::Contains("split"));
+}
+
+TEST_CASE("sizes that overflow or cannot fit in memory are refused before anything is allocated",
+          "[train][trainer]")
+{
+    // A model whose parameter count cannot be represented: refused by the config check, naming the sizes.
+    auto wide = tiny_model();
+    wide.d_model = std::size_t(1) << 32;
+    wide.n_heads = 1;
+    CHECK_THROWS_WITH(trainer_t(wide, tiny_run(10), optimizer_config{}, readme_splits()),
+                      Catch::Contains("more than any machine holds"));
+    // Activations that overflow: a batch of 2^62 sequences.
+    auto huge = tiny_run(10);
+    huge.batch = std::size_t(1) << 62;
+    CHECK_THROWS_WITH(trainer_t(tiny_model(), huge, optimizer_config{}, readme_splits()),
+                      Catch::Contains("activations of about"));
+    // Representable, but more than this machine has: "needs X GiB, Y GiB available".
+    const auto avail = ballast::available_memory_bytes();
+    if (avail)
+    {
+        auto big = tiny_run(10);
+        // Each sequence of 16 tokens takes > 2 · 16 · 256 floats of logits alone: ask for 4× the memory.
+        big.batch = static_cast<std::size_t>(*avail / (16 * 256 * 8)) * 4 + 1;
+        CHECK_THROWS_WITH(trainer_t(tiny_model(), big, optimizer_config{}, readme_splits()),
+                          Catch::Matches(".*memory: the run \\(parameters, gradients, optimizer state and "
+                                         "activations\\) needs [0-9.]+ GiB, [0-9.]+ GiB available"));
+    }
+    // The estimate covers what the run allocates: parameters, gradients, two AdamW moments, activations.
+    trainer_t tr(tiny_model(), tiny_run(10), optimizer_config{}, readme_splits());
+    const auto m = trainer_t::model_type::estimate_memory(tiny_model(), 4, 16,
+                                                          static_cast<std::size_t>(ballast::num_threads()));
+    CHECK(m.parameters == tr.model().layout().total());
+    tr.run();
+    CHECK(m.activations == tr.model().allocated_activation_elements()); // what the run allocated
+}
+
+namespace
+{
+    /// Asks for a stop at its `at`-th poll (the trainer polls before each validation batch), and counts.
+    struct stop_at_poll
+    {
+        std::size_t at;
+        mutable std::size_t polls = 0;
+        bool stop_requested() const { return ++polls == at; }
+    };
+
+    /// The eval lines of a metrics log, as (step, val_ce).
+    std::vector<std::pair<std::size_t, double>> eval_lines(const std::string& path)
+    {
+        std::vector<std::pair<std::size_t, double>> out;
+        for (const auto& j : ballast::read_jsonl(path, false))
+        {
+            if (j["type"] == "eval")
+            {
+                out.emplace_back(j["step"].get<std::size_t>(), j["val_ce"].get<double>());
+            }
+        }
+        return out;
+    }
+} // namespace
+
+TEST_CASE("a stop inside an evaluation abandons it; the resumed run does it first and equals a straight run",
+          "[train][trainer][checkpoint]")
+{
+    ballast::test::temp_dir dir("stop_eval");
+    const std::size_t n = 12; // evaluations at 0, 4, 8, 12, two batches each
+    auto straight_cfg = tiny_run(n);
+    straight_cfg.metrics_path = (dir / "straight.jsonl").string();
+    trainer_t straight(tiny_model(), straight_cfg, optimizer_config{}, readme_splits());
+    const auto r1 = straight.run();
+    REQUIRE(r1.evals.size() == 4);
+
+    // Polls 1-2: l0; 3-4: step 4; 5: the first batch of step 8's evaluation; 6: before its second batch.
+    // And poll 1: before l0's first batch. And the last evaluation (step 12).
+    for (const std::size_t at : { std::size_t(6), std::size_t(1), std::size_t(8) })
+    {
+        DYNAMIC_SECTION("stop at poll " << at)
+        {
+            auto cfg = tiny_run(n);
+            cfg.checkpoint_dir = (dir / ("ck" + std::to_string(at))).string();
+            cfg.metrics_path = (dir / ("resumed" + std::to_string(at) + ".jsonl")).string();
+            const std::size_t stopped_at = at == 6 ? 8 : at == 1 ? 0 : 12;
+            {
+                trainer_t first(tiny_model(), cfg, optimizer_config{}, readme_splits());
+                const auto r = first.run(stop_at_poll{ at });
+                CHECK(r.interrupted);
+                CHECK(r.steps_done == stopped_at);
+                // The abandoned evaluation is not recorded.
+                CHECK(r.evals.size() == (at + 1) / 2 - 1);
+                CHECK((r.evals.empty() || r.evals.back().first < stopped_at));
+            }
+            REQUIRE(ballast::has_checkpoint(cfg.checkpoint_dir));
+            CHECK(ballast::read_checkpoint(cfg.checkpoint_dir).manifest["step"] == stopped_at);
+            trainer_t second(tiny_model(), cfg, optimizer_config{}, readme_splits());
+            second.resume(cfg.checkpoint_dir);
+            const auto r2 = second.run();
+            CHECK_FALSE(r2.interrupted);
+            CHECK(same_bytes(straight.model().parameters(), second.model().parameters()));
+            CHECK(r1.evals == r2.evals);
+            CHECK(r1.l0 == r2.l0);
+            CHECK(r1.best_val_loss == r2.best_val_loss);
+            CHECK(r1.final_val_loss == r2.final_val_loss);
+            CHECK(eval_lines(straight_cfg.metrics_path) == eval_lines(cfg.metrics_path));
+        }
+    }
+}
+
+TEST_CASE("SIGINT inside an evaluation is acted on before the next validation batch",
+          "[train][trainer][checkpoint]")
+{
+    ballast::test::temp_dir dir("sigint_eval");
+    auto cfg = tiny_run(8);
+    cfg.eval_batches = 4;
+    cfg.checkpoint_dir = (dir / "ck").string();
+    cfg.handle_signals = true;
+    struct sigint_in_eval
+    {
+        mutable std::size_t polls = 0;
+        bool stop_requested() const
+        {
+            if (++polls == 6) // the second batch of step 4's evaluation
+            {
+                std::raise(SIGINT);
+            }
+            return false; // the trainer's own signal scope must see it
+        }
+    };
+    sigint_in_eval cb;
+    trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    const auto r = tr.run(cb);
+    CHECK(r.interrupted);
+    CHECK(r.steps_done == 4);
+    CHECK(r.evals.size() == 1); // l0 only
+}
+
+TEST_CASE("time-based checkpoints: written by default when a directory is set, off at 0", "[train][trainer][checkpoint]")
+{
+    ballast::test::temp_dir dir("timed");
+    CHECK(train_config{}.checkpoint_seconds > 0); // crash-safe by default
+    auto cfg = tiny_run(20);
+    cfg.eval_interval = 0;
+    cfg.checkpoint_dir = (dir / "ck").string();
+    cfg.checkpoint_seconds = 1e-9; // due at every step, stretched to 100x the last write's duration
+    trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    tr.run();
+    CHECK(tr.checkpoints_written() >= 1);
+    CHECK(tr.checkpoints_written() <= 19);
+    cfg.checkpoint_seconds = 0;
+    cfg.checkpoint_dir = (dir / "ck0").string();
+    trainer_t off(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    off.run();
+    CHECK(off.checkpoints_written() == 0);
+    cfg.checkpoint_seconds = -1;
+    CHECK_THROWS_WITH(trainer_t(tiny_model(), cfg, optimizer_config{}, readme_splits()),
+                      Catch::Contains("checkpoint_seconds must be >= 0"));
+}
+
+TEST_CASE("a second trainer on the same checkpoint directory is refused while the first runs",
+          "[train][trainer][checkpoint]")
+{
+    ballast::test::temp_dir dir("two_trainers");
+    auto cfg = tiny_run(3);
+    cfg.checkpoint_dir = (dir / "ck").string();
+    struct start_another
+    {
+        const train_config* cfg;
+        mutable bool tried = false;
+        void on_step_end(const ballast::step_info&) const
+        {
+            if (!tried)
+            {
+                tried = true;
+                trainer_t other(tiny_model(), *cfg, optimizer_config{}, readme_splits());
+                CHECK_THROWS_WITH(other.run(), Catch::Contains("is in use by pid " + std::to_string(::getpid())));
+            }
+        }
+    };
+    trainer_t tr(tiny_model(), cfg, optimizer_config{}, readme_splits());
+    start_another cb{ &cfg };
+    CHECK_FALSE(tr.run(cb).interrupted);
+    CHECK(cb.tried);
+    trainer_t after(tiny_model(), cfg, optimizer_config{}, readme_splits()); // released at the end
+    after.resume(cfg.checkpoint_dir);
+    CHECK_NOTHROW(after.run());
 }

@@ -6,10 +6,12 @@
 /// whole line per write(2) (`append_line`), so the only damage a crash can do is a torn last line; a
 /// reader drops that line and treats anything else that is not a JSON object as corruption.
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -70,6 +72,61 @@ namespace ballast
     {
         const auto it = j.find(key);
         return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+    }
+
+    /// `j[key]` as `T` (bool, an unsigned or signed integer, double, std::string, or nlohmann::json for
+    /// any value) when present and of that JSON kind; `fallback` when `j` is not an object or lacks the
+    /// key; otherwise ballast::error "<where>: field '<key>' is <its JSON type>, expected <kind>". Never
+    /// nlohmann's type_error, which names neither the field nor the file.
+    template <class T>
+    T typed_field(const nlohmann::json& j, const char* key, T fallback, const char* where)
+    {
+        if (!j.is_object())
+        {
+            return fallback;
+        }
+        const auto it = j.find(key);
+        if (it == j.end())
+        {
+            return fallback;
+        }
+        if constexpr (std::is_same_v<T, nlohmann::json>)
+        {
+            return *it;
+        }
+        else
+        {
+            bool ok = false;
+            const char* kind = "";
+            if constexpr (std::is_same_v<T, bool>)
+            {
+                ok = it->is_boolean();
+                kind = "a boolean";
+            }
+            else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>)
+            {
+                ok = it->is_number_unsigned();
+                kind = "an unsigned integer";
+            }
+            else if constexpr (std::is_integral_v<T>)
+            {
+                ok = it->is_number_integer();
+                kind = "an integer";
+            }
+            else if constexpr (std::is_floating_point_v<T>)
+            {
+                ok = it->is_number();
+                kind = "a number";
+            }
+            else
+            {
+                static_assert(std::is_same_v<T, std::string>, "typed_field: unsupported type");
+                ok = it->is_string();
+                kind = "a string";
+            }
+            BALLAST_CHECK(ok, where, "field '", key, "' is ", it->type_name(), ", expected ", kind);
+            return it->template get<T>();
+        }
     }
 
 } // namespace ballast

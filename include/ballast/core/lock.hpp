@@ -3,18 +3,25 @@
 
 /// @file
 /// An advisory lock on an output directory, so that two writers (two `study` runs, or two `train` runs
-/// into one directory) cannot interleave their files: `directory_lock` takes `flock(LOCK_EX | LOCK_NB)`
-/// on `<dir>/.lock` for its lifetime and writes the holder's pid into it; a second taker, in this or
-/// another process, gets ballast::error "... is in use by pid N".
+/// into one directory) cannot interleave their files: `directory_lock` takes `flock(LOCK_NB)` on
+/// `<dir>/<name>` (default `.lock`) for its lifetime. An exclusive holder writes its pid into the file; a
+/// second taker, in this or another process, gets ballast::error "... is in use by pid N".
+///
+/// Shared holders (`lock_mode::shared`) coexist with each other and exclude an exclusive holder: study
+/// shards take `.lock` shared and their own `.lock.I-of-N` exclusive, so the shards of one array run
+/// side by side while a whole-directory writer (an unsharded study, a merge) is refused, and the same
+/// shard cannot run twice.
 ///
 /// The lock is released by the kernel when the descriptor closes, so a crashed or SIGKILLed holder never
-/// leaves a stale lock behind (the `.lock` file stays, empty of meaning, and is reused). The file is not
+/// leaves a stale lock behind (the lock file stays, empty of meaning, and is reused). The file is not
 /// removed on release: removing it would let a third process lock a new inode while a second still waits
 /// on the old one.
 ///
 /// NFS: on Linux since 2.6.12, flock() on NFS is emulated with whole-file POSIX (fcntl) locks through the
 /// NFS lock manager, so it works across clients when lockd/NFSv4 locking is available; with `nolock`
-/// mounts it is local to one client only. docs/hardening.md has the details.
+/// mounts it is local to one client only. (The emulation also makes a shared lock an exclusive one on
+/// some kernels, so shards on NFS should write to one directory only from hosts that do lock.)
+/// docs/hardening.md has the details.
 
 #include <cerrno>
 #include <cstddef>
@@ -30,22 +37,31 @@
 
 namespace ballast
 {
-    /// An exclusive advisory lock on a directory (see the file comment). Movable, not copyable.
+    /// How a lock is held: alone, or together with other shared holders.
+    enum class lock_mode
+    {
+        exclusive,
+        shared
+    };
+
+    /// An advisory lock on a directory (see the file comment). Movable, not copyable.
     class directory_lock
     {
     public:
-        /// Lock `dir` (created if missing). Throws ballast::error when another holder has it, naming
-        /// the holder's pid when it is known.
-        explicit directory_lock(const std::filesystem::path& dir)
-          : m_path(dir / ".lock")
+        /// Lock `dir` (created if missing) through `<dir>/<name>`. Throws ballast::error when another
+        /// holder has it, naming the exclusive holder's pid when it is known.
+        explicit directory_lock(const std::filesystem::path& dir, lock_mode mode = lock_mode::exclusive,
+                                const std::string& name = ".lock")
+          : m_path(dir / name)
         {
             std::error_code ec;
             std::filesystem::create_directories(dir, ec);
             m_fd = ::open(m_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
             BALLAST_CHECK(m_fd >= 0, "directory_lock", "cannot open '", m_path.string(),
                           "': ", std::strerror(errno));
+            const int op = (mode == lock_mode::exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
             int rc = 0;
-            while ((rc = ::flock(m_fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
+            while ((rc = ::flock(m_fd, op)) != 0 && errno == EINTR)
             {
             }
             if (rc != 0)
@@ -56,13 +72,22 @@ namespace ballast
                 m_fd = -1;
                 if (err == EWOULDBLOCK)
                 {
-                    ::ballast::detail::throw_error("directory_lock", "'", dir.string(), "' is in use by ",
-                                                   holder.empty() ? std::string("another process")
-                                                                  : "pid " + holder,
-                                                   " (lock file '", m_path.string(), "')");
+                    ::ballast::detail::throw_error(
+                      "directory_lock", "'", dir.string(), "' is in use by ",
+                      holder.empty() ? std::string(mode == lock_mode::exclusive
+                                                     ? "another process (e.g. a running study shard)"
+                                                     : "another process")
+                                     : "pid " + holder,
+                      " (lock file '", m_path.string(), "')");
                 }
                 ::ballast::detail::throw_error("directory_lock", "cannot lock '", m_path.string(),
                                                "': ", std::strerror(err));
+            }
+            if (mode == lock_mode::shared)
+            {
+                // Several holders, none of them named; clear the pid a killed exclusive holder left.
+                [[maybe_unused]] const int rc2 = ::ftruncate(m_fd, 0);
+                return;
             }
             // Record the holder: truncate first, so a shorter pid leaves no digits of an older one.
             const std::string pid = std::to_string(::getpid()) + "\n";
@@ -74,6 +99,7 @@ namespace ballast
                 ::ballast::detail::throw_error("directory_lock", "cannot write '", m_path.string(),
                                                "': ", std::strerror(err));
             }
+            m_exclusive = true;
         }
         ~directory_lock() { release(); }
         directory_lock(const directory_lock&) = delete;
@@ -81,6 +107,7 @@ namespace ballast
         directory_lock(directory_lock&& o) noexcept
           : m_path(std::move(o.m_path))
           , m_fd(o.m_fd)
+          , m_exclusive(o.m_exclusive)
         {
             o.m_fd = -1;
         }
@@ -91,6 +118,7 @@ namespace ballast
                 release();
                 m_path = std::move(o.m_path);
                 m_fd = o.m_fd;
+                m_exclusive = o.m_exclusive;
                 o.m_fd = -1;
             }
             return *this;
@@ -106,7 +134,10 @@ namespace ballast
         {
             if (m_fd >= 0)
             {
-                [[maybe_unused]] const int rc = ::ftruncate(m_fd, 0);
+                if (m_exclusive)
+                {
+                    [[maybe_unused]] const int rc = ::ftruncate(m_fd, 0);
+                }
                 ::close(m_fd); // closing the last descriptor releases the flock
                 m_fd = -1;
             }
@@ -127,6 +158,7 @@ namespace ballast
 
         std::filesystem::path m_path;
         int m_fd = -1;
+        bool m_exclusive = false;
     };
 } // namespace ballast
 

@@ -6,8 +6,15 @@
 ///
 /// A `stop_signal_scope` installs handlers for SIGINT and SIGTERM that only record the signal (an
 /// async-signal-safe store to a `sig_atomic_t`); the code that owns the scope polls `pending()` at safe
-/// points (the trainer after each step, the study between runs) and stops cleanly. The destructor restores
-/// the handlers that were installed before, so a later scope, or none, sees the process as it was.
+/// points (the trainer after each step and between validation batches, the study between runs) and stops
+/// cleanly. The destructor restores the handlers that were installed before, so a later scope, or none,
+/// sees the process as it was.
+///
+/// A second signal while the first is still pending is not recorded: the handler restores the default
+/// action and re-raises it, so a second Ctrl-C ends the process at once (exit status 128 + signal, as if
+/// no handler were installed). Nothing finished is lost by that: every file ballast writes is replaced
+/// atomically or appended line by line (a torn last line is dropped on the next start), so the state on
+/// disk is that of the last checkpoint or finished run.
 ///
 ///   ballast::stop_signal_scope signals(true);
 ///   while (work_left() && !signals.pending()) { do_some_work(); }
@@ -24,8 +31,16 @@ namespace ballast
     {
         inline volatile std::sig_atomic_t g_stop_signal = 0;
 
+        /// Record the first signal; on a second one, act as if no handler were installed. Only
+        /// async-signal-safe calls (signal, raise).
         extern "C" inline void ballast_on_stop_signal(int sig)
         {
+            if (g_stop_signal != 0)
+            {
+                std::signal(sig, SIG_DFL);
+                std::raise(sig);
+                return;
+            }
             g_stop_signal = sig;
         }
     } // namespace detail

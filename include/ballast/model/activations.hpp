@@ -15,11 +15,14 @@
 /// Dims legend: B batch, T sequence length, N = B·T rows, d width, F MLP width, V vocab, H heads,
 /// L layers, P threads (core/parallel.hpp).
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string_view>
 
 #include <ballast/core/aligned.hpp>
+#include <ballast/core/config.hpp>
+#include <ballast/core/memory.hpp>
 
 namespace ballast
 {
@@ -178,6 +181,24 @@ namespace ballast
         return total;
     }
 
+    /// activation_elements(s), or ballast::error when a buffer size of `s` cannot be represented. The
+    /// table's integer products are bounded first in double, which cannot wrap (every buffer is at most
+    /// one of these products times a small constant): below 2^56 elements they are exact.
+    inline std::size_t checked_activation_elements(const activation_dims& s)
+    {
+        const double n = static_cast<double>(s.batch) * static_cast<double>(s.seq);
+        const double t2 = static_cast<double>(s.seq) * static_cast<double>(s.seq);
+        const double widest = std::max({ 3 * n * static_cast<double>(s.d), n * static_cast<double>(s.v),
+                                         n * static_cast<double>(s.up) * static_cast<double>(s.f),
+                                         4 * n * static_cast<double>(s.heads),
+                                         static_cast<double>(s.batch) * static_cast<double>(s.heads) * t2,
+                                         static_cast<double>(s.threads) * t2 });
+        const double total = widest * (static_cast<double>(s.layers) + 1) * static_cast<double>(activation_table.size());
+        BALLAST_CHECK(total < 0x1p56, "activations", "batch ", s.batch, " x seq ", s.seq,
+                      " gives activations of about ", total, " elements, more than any machine holds");
+        return activation_elements(s);
+    }
+
     /// The activations of one model: one aligned allocation laid out by the table, reused while the shape
     /// stays (a training step allocates nothing). Every buffer starts on a 64-byte boundary.
     template <class T>
@@ -187,7 +208,8 @@ namespace ballast
         static constexpr std::size_t count = activation_table.size();
 
         /// Lay out and zero the buffers for `s`, unless the current allocation already serves it (same
-        /// shape, at least as many attention-gradient scratches as threads).
+        /// shape, at least as many attention-gradient scratches as threads). Throws ballast::error when
+        /// the sizes overflow or do not fit in the memory available ("needs 31.2 GiB, 22.9 GiB available").
         void ensure(const activation_dims& s)
         {
             if (m_valid && m_dims.batch == s.batch && m_dims.seq == s.seq && m_dims.threads >= s.threads)
@@ -195,6 +217,8 @@ namespace ballast
                 return;
             }
             constexpr std::size_t align = buffer_alignment / sizeof(T);
+            // Refuse sizes that overflow, or that this machine cannot hold, before allocating.
+            check_fits((checked_activation_elements(s) + count * align) * sizeof(T), "the activations");
             std::size_t total = 0;
             for (std::size_t i = 0; i < count; ++i)
             {

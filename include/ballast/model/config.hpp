@@ -61,6 +61,14 @@ namespace ballast
             BALLAST_CHECK(output_soft_cap > 0, where, "output_soft_cap must be > 0, got ", output_soft_cap);
             BALLAST_CHECK(zloss_coef >= 0, where, "zloss_coef must be >= 0, got ", zloss_coef);
             BALLAST_CHECK(mup_base_width > 0, where, "mup_base_width must be > 0, got ", mup_base_width);
+            // Every tensor and table size is a product of these numbers. Bound them in double, which
+            // cannot wrap: below 2^56 elements every integer product is exact, and the memory check
+            // (trainer, activation store) refuses what does not fit the machine.
+            const double d = static_cast<double>(d_model), f = static_cast<double>(mlp_ratio) * d;
+            const double params = static_cast<double>(n_layers) * (4 * d * d + 3 * f * d + 16 * d) +
+                                  2 * static_cast<double>(vocab) * d + static_cast<double>(context) * d;
+            BALLAST_CHECK(params < 0x1p56, where, "vocab, d_model, n_layers, mlp_ratio and context give about ",
+                          params, " parameters and table entries, more than any machine holds");
         }
     };
 } // namespace ballast
@@ -75,7 +83,7 @@ struct ballast::field_docs<ballast::model_config>
     static constexpr std::array<field_doc, 13> fields{ {
       { "vocab", "vocabulary size V: token ids are in [0, V) (256 for the byte corpora); >= 2" },
       { "d_model", "residual width d; a multiple of --n-heads" },
-      { "n_layers", "number of transformer blocks L; >= 1" },
+      { "n_layers", "number of transformer blocks L (0: the bigram baseline, embedding -> final norm -> head)" },
       { "n_heads", "attention heads H; head width is d_model / n_heads" },
       { "context", "maximum sequence length T in tokens (the RoPE table and --seq are bounded by it)" },
       { "mlp_ratio", "MLP hidden width as a multiple of d_model; >= 1" },

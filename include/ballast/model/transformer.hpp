@@ -43,6 +43,7 @@
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
+#include <ballast/core/memory.hpp>
 #include <ballast/core/profile.hpp>
 #include <ballast/core/rng.hpp>
 #include <ballast/io/safetensors.hpp>
@@ -179,6 +180,50 @@ namespace ballast
             return ballast::activation_elements(dims(batch, seq));
         }
 
+        /// The activation shape of `cfg` at (batch, seq) with `threads` threads.
+        static activation_dims dims_of(const model_config& cfg, std::size_t batch, std::size_t seq,
+                                       std::size_t threads) noexcept
+        {
+            activation_dims s;
+            s.batch = batch;
+            s.seq = seq;
+            s.d = cfg.d_model;
+            s.f = layers::mlp_hidden<P>(cfg);
+            s.up = P::activation::up_factor;
+            s.v = cfg.vocab;
+            s.heads = cfg.n_heads;
+            s.layers = cfg.n_layers;
+            s.threads = threads;
+            s.attn_cap = attention_cap_policy::active;
+            return s;
+        }
+
+        /// What a model of `cfg` needs before it is built, so that a caller can refuse it up front.
+        struct memory_estimate
+        {
+            std::size_t parameters = 0;  ///< elements of the parameter buffer (layout().total(), padded)
+            std::size_t activations = 0; ///< elements of the activations at the given shape
+            std::size_t tables = 0;      ///< elements of the position policy's tables (RoPE cos and sin)
+            /// Bytes of parameters, gradients, tables and activations.
+            std::uint64_t bytes() const noexcept
+            {
+                return (2 * std::uint64_t(parameters) + tables + activations + 64) * sizeof(T);
+            }
+        };
+
+        /// The memory of a model of `cfg` at (batch, seq) and `threads` threads. Throws ballast::error
+        /// naming the field for an invalid config, and when a size overflows.
+        static memory_estimate estimate_memory(const model_config& cfg, std::size_t batch, std::size_t seq,
+                                               std::size_t threads)
+        {
+            cfg.validate();
+            memory_estimate e;
+            e.parameters = model_tensors<P, T>(cfg).layout().total();
+            e.activations = checked_activation_elements(dims_of(cfg, batch, seq, threads));
+            e.tables = cfg.context * cfg.head_dim();
+            return e;
+        }
+
         /// Elements of T currently allocated for activations (equals activation_elements for the last shape).
         std::size_t allocated_activation_elements() const noexcept { return m_act.elements(); }
 
@@ -224,9 +269,11 @@ namespace ballast
         }
 
     private:
+        /// `cfg`, validated, and refused when its parameters, gradients and tables do not fit in memory.
         static model_config validated(const model_config& cfg)
         {
-            cfg.validate();
+            const auto m = estimate_memory(cfg, 0, 0, 0); // validates; no activations yet
+            check_fits(m.bytes(), "the model (parameters, gradients and position tables)");
             return cfg;
         }
 
@@ -237,18 +284,7 @@ namespace ballast
 
         activation_dims dims(std::size_t batch, std::size_t seq) const noexcept
         {
-            activation_dims s;
-            s.batch = batch;
-            s.seq = seq;
-            s.d = m_cfg.d_model;
-            s.f = layers::mlp_hidden<P>(m_cfg);
-            s.up = P::activation::up_factor;
-            s.v = m_cfg.vocab;
-            s.heads = m_cfg.n_heads;
-            s.layers = m_cfg.n_layers;
-            s.threads = static_cast<std::size_t>(num_threads());
-            s.attn_cap = attention_cap_policy::active;
-            return s;
+            return dims_of(m_cfg, batch, seq, static_cast<std::size_t>(num_threads()));
         }
 
         context make_context(std::size_t batch, std::size_t seq)

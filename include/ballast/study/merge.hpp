@@ -180,7 +180,7 @@ namespace ballast::study
         const results_lines* first = nullptr;
         for (const auto& f : files)
         {
-            BALLAST_CHECK(!f.lines.empty() && f.lines.front().value("type", "") == "study" &&
+            BALLAST_CHECK(!f.lines.empty() && string_field(f.lines.front(), "type") == "study" &&
                             f.lines.front().contains("config"),
                           "merge", "'", f.name, "' does not start with a study line");
             const auto& h = f.lines.front();
@@ -219,7 +219,7 @@ namespace ballast::study
             for (std::size_t l = 1; l < f.lines.size(); ++l)
             {
                 const auto& j = f.lines[l];
-                if (j.value("type", "") != "run")
+                if (string_field(j, "type") != "run")
                 {
                     continue;
                 }

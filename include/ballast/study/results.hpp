@@ -299,30 +299,52 @@ namespace ballast::study
         const auto num = [&j](const char* k) { return number_or_nan(j, k); };
         run_record rec;
         auto& s = rec.spec;
-        s.recipe_name = j.value("policy_set", "");
-        s.optimizer = j.value("optimizer", "");
-        s.size = { j.value("d_model", std::size_t{ 0 }), j.value("n_layers", std::size_t{ 0 }),
-                   j.value("n_heads", std::size_t{ 0 }) };
+        constexpr const char* where = "run line";
+        const auto count = [&j](const char* k) { return typed_field<std::size_t>(j, k, 0, where); };
+        s.recipe_name = typed_field<std::string>(j, "policy_set", "", where);
+        s.optimizer = typed_field<std::string>(j, "optimizer", "", where);
+        s.size = { count("d_model"), count("n_layers"), count("n_heads") };
         s.lr = num("lr");
-        s.warmup = j.value("warmup", std::size_t{ 0 });
-        s.steps = j.value("steps", std::size_t{ 0 });
+        s.warmup = count("warmup");
+        s.steps = count("steps");
         s.weight_decay = num("weight_decay");
         s.eps = num("eps");
-        rec.params = j.value("params", std::size_t{ 0 });
-        rec.params_non_embedding = j.value("params_non_embedding", std::size_t{ 0 });
+        rec.params = count("params");
+        rec.params_non_embedding = count("params_non_embedding");
         rec.result.policy_set = s.recipe_name;
         rec.result.optimizer = s.optimizer;
         rec.result.l0 = num("l0");
         rec.result.final_val_loss = num("final_val_loss");
         rec.result.best_val_loss = num("best_val_loss");
-        rec.result.diverged = j.value("diverged", false);
-        rec.result.diverged_step = j.value("diverged_step", std::size_t{ 0 });
-        rec.result.diverged_reason = j.value("reason", "");
+        rec.result.diverged = typed_field<bool>(j, "diverged", false, where);
+        rec.result.diverged_step = count("diverged_step");
+        rec.result.diverged_reason = typed_field<std::string>(j, "reason", "", where);
         rec.result.steps_done = s.steps;
         rec.wall_seconds = num("wall_seconds");
-        rec.diagnostics = j.value("diagnostics", nlohmann::json::object());
+        rec.diagnostics = typed_field<nlohmann::json>(j, "diagnostics", nlohmann::json::object(), where);
+        BALLAST_CHECK(rec.diagnostics.is_object(), where, "field 'diagnostics' is ", rec.diagnostics.type_name(),
+                      ", expected an object");
         rec.line = j;
         return rec;
+    }
+
+    /// parse_run_line, naming `origin` (a file, or a directory of result files) in the error of a wrongly
+    /// typed field.
+    inline run_record parse_run_line(const nlohmann::json& j, const std::string& origin)
+    {
+        try
+        {
+            return parse_run_line(j);
+        }
+        catch (const error& e)
+        {
+            std::string what = e.what();
+            if (what.starts_with("ballast: "))
+            {
+                what.erase(0, 9);
+            }
+            ::ballast::detail::throw_error("study", "'", origin, "', run '", string_field(j, "key", "?"), "': ", what);
+        }
     }
 
     /// The first line of a results file: the study's name and identity.
@@ -363,13 +385,13 @@ namespace ballast::study
         {
             return out;
         }
-        BALLAST_CHECK(lines.front().value("type", "") == "study" && lines.front().contains("config"), "study",
+        BALLAST_CHECK(string_field(lines.front(), "type") == "study" && lines.front().contains("config"), "study",
                       "'", path.string(), "' does not start with a study line");
         out.study = lines.front();
         for (std::size_t i = 1; i < lines.size(); ++i)
         {
             const nlohmann::json& j = lines[i];
-            if (j.value("type", "") == "run" && j.contains("key") && j["key"].is_string())
+            if (string_field(j, "type") == "run" && j.contains("key") && j["key"].is_string())
             {
                 out.runs.push_back(j);
             }

@@ -28,6 +28,11 @@
 /// - `run_queue(comm)`: dynamic scheduling over a communicator (MPI): rank 0 hands out runs longest first,
 ///   is the only writer of results.jsonl and merges it into grid order with the summaries at the end.
 /// - `merge()`: every result file of the directory into results.jsonl in grid order, plus the summaries.
+///
+/// One writer per file (core/lock.hpp): `run`, `merge` and rank 0 of `run_queue` hold `<out>/.lock`
+/// exclusively; a shard holds it shared and `<out>/.lock.I-of-N` exclusively. So a second study in the
+/// same directory, or the same shard twice, is refused with the holder's pid, while the shards of one
+/// array run side by side; a results file is repaired (a torn last line dropped) only under its lock.
 
 #include <algorithm>
 #include <array>
@@ -60,6 +65,7 @@
 #include <ballast/core/jsonl.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
+#include <ballast/core/lock.hpp>
 #include <ballast/core/signals.hpp>
 #include <ballast/study/grid.hpp>
 #include <ballast/study/merge.hpp>
@@ -262,6 +268,7 @@ namespace ballast::study
         std::vector<run_record> run(const study_observer& obs = {})
         {
             make_directories();
+            const directory_lock lock(m_spec.out);
             auto finished = load_finished();
             std::set<std::string> done_keys;
             for (const auto& r : finished)
@@ -309,6 +316,9 @@ namespace ballast::study
             BALLAST_CHECK(s.count >= 1 && s.index < s.count, "study", "shard ", s.index, " of ", s.count,
                           " is out of range");
             make_directories();
+            const directory_lock whole(m_spec.out, lock_mode::shared);
+            const directory_lock own(m_spec.out, lock_mode::exclusive,
+                                     ".lock." + std::to_string(s.index) + "-of-" + std::to_string(s.count));
             const auto path = results_path(s);
             const auto header = results_header(s);
             load_results(path); // drops (and removes) a torn last line before this shard appends again
@@ -357,9 +367,11 @@ namespace ballast::study
             std::vector<std::size_t> order;
             std::size_t done = 0;
             const auto path = results_path();
+            std::optional<directory_lock> lock;
             if (comm.rank() == 0)
             {
-                load_results(path); // drops a torn last line
+                lock.emplace(m_spec.out); // before the torn-line repair: rank 0 is the one writer
+                load_results(path);       // drops a torn last line
                 const auto grid = keys();
                 const auto missing_keys = unfinished_runs(m_spec.out, grid, header);
                 const std::set<std::string> missing(missing_keys.begin(), missing_keys.end());
@@ -401,8 +413,8 @@ namespace ballast::study
             const auto record = [&](std::size_t i, int, std::string_view line)
             {
                 auto j = nlohmann::json::parse(line);
-                BALLAST_CHECK(j.value("key", "") == m_runs[i].key(), "study", "the result for run ", i,
-                              " has key ", j.value("key", ""), ", expected ", m_runs[i].key());
+                BALLAST_CHECK(string_field(j, "key") == m_runs[i].key(), "study", "the result for run ", i,
+                              " has key ", string_field(j, "key"), ", expected ", m_runs[i].key());
                 append_line(path, j.dump());
                 run_record rec = parse_run_line(j);
                 rec.spec = m_runs[i];
@@ -417,7 +429,7 @@ namespace ballast::study
             {
                 return {};
             }
-            return merge();
+            return merge_locked();
         }
 
         /// Merge every result file in the output directory (results.jsonl and results.I-of-N.jsonl) into
@@ -425,6 +437,27 @@ namespace ballast::study
         /// The files must be of this study (the same configuration, recipes and corpus; named otherwise).
         /// Returns the finished runs in grid order; `missing()` lists the runs no file has.
         std::vector<run_record> merge()
+        {
+            make_directories();
+            const directory_lock lock(m_spec.out);
+            return merge_locked();
+        }
+
+        /// The grid keys the last `merge` (or the end of `run_queue`) found in no file, in grid order.
+        const std::vector<std::string>& missing() const noexcept { return m_missing; }
+
+        /// True if the last `run` was stopped by SIGINT/SIGTERM before finishing every run.
+        bool interrupted() const noexcept { return m_interrupted; }
+
+        /// Write summary.json, summary.csv and results.csv from finished runs (study/summary.hpp).
+        void write_summaries(const std::vector<run_record>& finished) const
+        {
+            study::write_summaries(m_spec.out, m_spec.study.name, finished, m_spec.study.sensitivity_window);
+        }
+
+    private:
+        /// `merge` with the directory's lock already held.
+        std::vector<run_record> merge_locked()
         {
             const auto files = read_results_dir(m_spec.out);
             BALLAST_CHECK(!files.empty(), "merge", "no results.jsonl or results.I-of-N.jsonl in '",
@@ -447,7 +480,7 @@ namespace ballast::study
             std::vector<run_record> out;
             for (const auto& j : merged.runs)
             {
-                run_record rec = parse_run_line(j);
+                run_record rec = parse_run_line(j, m_spec.out.string());
                 rec.spec = m_runs[index_of(j["key"].template get<std::string>())];
                 out.push_back(std::move(rec));
             }
@@ -455,19 +488,6 @@ namespace ballast::study
             return out;
         }
 
-        /// The grid keys the last `merge` (or the end of `run_queue`) found in no file, in grid order.
-        const std::vector<std::string>& missing() const noexcept { return m_missing; }
-
-        /// True if the last `run` was stopped by SIGINT/SIGTERM before finishing every run.
-        bool interrupted() const noexcept { return m_interrupted; }
-
-        /// Write summary.json, summary.csv and results.csv from finished runs (study/summary.hpp).
-        void write_summaries(const std::vector<run_record>& finished) const
-        {
-            study::write_summaries(m_spec.out, m_spec.study.name, finished, m_spec.study.sensitivity_window);
-        }
-
-    private:
         void enumerate()
         {
             const auto& st = m_spec.study;
@@ -621,7 +641,7 @@ namespace ballast::study
             const auto grid = keys();
             for (const auto& j : merge_results(std::span<const results_lines>(files), grid).runs)
             {
-                run_record rec = parse_run_line(j);
+                run_record rec = parse_run_line(j, m_spec.out.string());
                 rec.spec = m_runs[index_of(j["key"].template get<std::string>())];
                 out.push_back(std::move(rec));
             }
@@ -746,7 +766,7 @@ namespace ballast::study
                     continue; // cannot happen for an unchanged config; a duplicate from a crash race is
                               // dropped
                 }
-                run_record rec = parse_run_line(j);
+                run_record rec = parse_run_line(j, path.string());
                 rec.spec = *it->second; // the grid's spec (with its recipe index)
                 out.push_back(std::move(rec));
             }

@@ -10,8 +10,13 @@
 ///   on_eval(const eval_info&)             after each evaluation (also ℓ0, at initialisation)
 ///   on_gradients(const gradient_info<T>&) after backward, before clipping and the update
 ///
-/// and may return `callback_action::stop` from any of them (or return nothing). A hook no callback defines
-/// costs nothing: `notify_callbacks` detects each hook at compile time.
+/// and may return `callback_action::stop` from any of them (or return nothing). A callback may also define
+///
+///   bool stop_requested() const           polled inside long loops (between validation batches)
+///
+/// to end a run in the middle of an evaluation: the evaluation is abandoned, not recorded, and done again
+/// when the run resumes. A hook no callback defines costs nothing: `notify_callbacks` and
+/// `any_stop_requested` detect each hook at compile time.
 ///
 /// `stop_on_signal` is the callback that ends a run when a `stop_signal_scope` (core/signals.hpp) owned
 /// by someone else, e.g. a study, received SIGINT or SIGTERM.
@@ -126,16 +131,35 @@ namespace ballast
         return stop;
     }
 
-    /// Stops a run at the end of the step during which `signals` received SIGINT or SIGTERM (a study
-    /// passes it to each of its runs; the runs themselves do not handle signals).
+    /// True if any callback that defines `stop_requested()` returns true (all of them are asked).
+    template <class... Cbs>
+    bool any_stop_requested(const Cbs&... cbs)
+    {
+        bool stop = false;
+        (
+          [&](const auto& cb)
+          {
+              if constexpr (requires { static_cast<bool>(cb.stop_requested()); })
+              {
+                  stop = static_cast<bool>(cb.stop_requested()) || stop;
+              }
+          }(cbs),
+          ...);
+        return stop;
+    }
+
+    /// Stops a run at the end of the step, or between the validation batches of the evaluation, during
+    /// which `signals` received SIGINT or SIGTERM (a study passes it to each of its runs; the runs
+    /// themselves do not handle signals).
     struct stop_on_signal
     {
         const stop_signal_scope* signals = nullptr;
 
         callback_action on_step_end(const step_info&) const
         {
-            return signals->pending() ? callback_action::stop : callback_action::proceed;
+            return stop_requested() ? callback_action::stop : callback_action::proceed;
         }
+        bool stop_requested() const { return signals->pending() != 0; }
     };
 } // namespace ballast
 

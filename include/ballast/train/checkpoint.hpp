@@ -36,6 +36,7 @@
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
 #include <ballast/core/json.hpp>
+#include <ballast/core/jsonl.hpp>
 #include <ballast/core/reflect.hpp>
 #include <ballast/io/safetensors.hpp>
 #include <ballast/model/parameters.hpp>
@@ -155,10 +156,13 @@ namespace ballast
                                 reinterpret_cast<const char*>(mbytes.data()) + mbytes.size(), nullptr, false);
         BALLAST_CHECK(!m.is_discarded() && m.is_object(), where, "'", mpath.string(),
                       "' is not valid JSON (corrupt or truncated manifest)");
-        BALLAST_CHECK(m.value("format", "") == checkpoint_format, where, "'", mpath.string(),
+        BALLAST_CHECK(string_field(m, "format") == checkpoint_format, where, "'", mpath.string(),
                       "' is not a ballast checkpoint manifest");
-        BALLAST_CHECK(m.value("version", -1) == checkpoint_version, where, "'", mpath.string(),
-                      "' has version ", m.value("version", -1), ", this build reads version ",
+        const auto version = m.contains("version") && m["version"].is_number_integer()
+                               ? m["version"].get<std::int64_t>()
+                               : std::int64_t{ -1 };
+        BALLAST_CHECK(version == checkpoint_version, where, "'", mpath.string(), "' has version ",
+                      m.contains("version") ? m["version"].dump() : std::string("(none)"), ", this build reads version ",
                       checkpoint_version);
         BALLAST_CHECK(m.contains("tensors") && m["tensors"].is_object() && m["tensors"].contains("file") &&
                         m["tensors"].contains("bytes") && m["tensors"].contains("fnv1a64") &&

@@ -179,9 +179,9 @@ namespace ballast
             std::string kept;
             for (const auto& j : read_jsonl(m_path)) // drops a torn last line from a crash
             {
-                const bool after = j.contains("step") && j["step"].is_number() &&
-                                   j.value("type", "") != "header" && j["step"].get<std::size_t>() > step;
-                if (!after && j.value("type", "") != "end")
+                const bool after = j.contains("step") && j["step"].is_number_unsigned() &&
+                                   string_field(j, "type") != "header" && j["step"].get<std::size_t>() > step;
+                if (!after && string_field(j, "type") != "end")
                 {
                     kept += j.dump() + "\n";
                 }

@@ -5,6 +5,7 @@
 /// `train_config`: the numbers of one training run, as a reflected aggregate (docs/training.md).
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -43,9 +44,13 @@ namespace ballast
         /// K must divide it. 1: no accumulation. docs/training.md gives the exact arithmetic.
         std::size_t microbatches = 1;
         // -- run control --------------------------------------------------------------------------------
-        int threads = 0;                     ///< OpenMP threads (0: leave as is); results do not depend on it
+        int threads = 0;                     ///< worker threads (0: leave as is); results do not depend on it
         std::size_t log_interval = 10;       ///< a metrics line every this many steps (0: none)
         std::size_t checkpoint_interval = 0; ///< checkpoint every this many steps (0: only at end/signal)
+        /// Also checkpoint once this many seconds of training have passed since the last one (0: off), so a
+        /// SIGKILL loses at most that much work by default. The wait stretches to 100× the last write's
+        /// duration, which keeps the time spent writing under 1% of the run (docs/hardening.md).
+        double checkpoint_seconds = 300;
         std::string checkpoint_dir;          ///< where checkpoints go (empty: no checkpoints)
         std::string metrics_path;            ///< JSONL metrics log (empty: none)
         bool handle_signals = false;         ///< SIGINT/SIGTERM: checkpoint and stop cleanly
@@ -68,6 +73,8 @@ namespace ballast
             BALLAST_CHECK(divergence_factor > 0, where, "divergence_factor must be > 0, got ",
                           divergence_factor);
             BALLAST_CHECK(threads >= 0, where, "threads must be >= 0, got ", threads);
+            BALLAST_CHECK(std::isfinite(checkpoint_seconds) && checkpoint_seconds >= 0, where,
+                          "checkpoint_seconds must be >= 0 and finite, got ", checkpoint_seconds);
             schedule_of().validate();
         }
 
@@ -86,13 +93,13 @@ namespace ballast
 
 BOOST_HANA_ADAPT_STRUCT(ballast::train_config, steps, batch, seq, lr, schedule, warmup, min_lr,
                         decay_fraction, val_fraction, eval_interval, eval_batches, divergence_factor, seed,
-                        microbatches, threads, log_interval, checkpoint_interval, checkpoint_dir,
-                        metrics_path, handle_signals, diag_interval);
+                        microbatches, threads, log_interval, checkpoint_interval, checkpoint_seconds,
+                        checkpoint_dir, metrics_path, handle_signals, diag_interval);
 
 template <>
 struct ballast::field_docs<ballast::train_config>
 {
-    static constexpr std::array<field_doc, 21> fields{ {
+    static constexpr std::array<field_doc, 22> fields{ {
       { "steps", "optimizer steps (the run's length); >= 1" },
       { "batch", "sequences per optimizer step; >= 1" },
       { "seq", "tokens per sequence; 1 .. --context" },
@@ -115,6 +122,9 @@ struct ballast::field_docs<ballast::train_config>
         "worker threads of the run (0: OMP_NUM_THREADS, else all cores); results do not depend on it" },
       { "log_interval", "a line in metrics.jsonl every this many steps (0: none)" },
       { "checkpoint_interval", "checkpoint every this many steps (0: only at the end and on a signal)" },
+      { "checkpoint_seconds", "also checkpoint when this many seconds of training have passed since the last "
+                              "checkpoint (0: off); stretched to 100x the last write's time, so writing stays "
+                              "under 1% of the run" },
       { "checkpoint_dir", "directory for checkpoints (empty: the program's default, or none)" },
       { "metrics_path", "JSONL metrics log (empty: the program's default, or none)" },
       { "handle_signals", "on SIGINT/SIGTERM, checkpoint and stop cleanly (the programs turn it on)" },
@@ -136,8 +146,8 @@ namespace ballast
         {
             j.erase("microbatches");
         }
-        for (const char* k : { "threads", "log_interval", "checkpoint_interval", "checkpoint_dir",
-                               "metrics_path", "handle_signals", "diag_interval" })
+        for (const char* k : { "threads", "log_interval", "checkpoint_interval", "checkpoint_seconds",
+                               "checkpoint_dir", "metrics_path", "handle_signals", "diag_interval" })
         {
             j.erase(k);
         }

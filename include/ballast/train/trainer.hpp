@@ -7,8 +7,13 @@
 /// One step: draw batch `step` from (seed, step) → forward and backward → global gradient norm →
 /// divergence check → clipping factor → one fused optimizer pass. Around it: evaluation on the fixed
 /// validation set (ℓ0 at initialisation, then every `eval_interval` steps and at the end), the JSONL
-/// metrics log (train/metrics_log.hpp), checkpoints (at intervals, at the end and on SIGINT/SIGTERM;
-/// train/checkpoint.hpp), signals (core/signals.hpp) and callbacks (train/callbacks.hpp).
+/// metrics log (train/metrics_log.hpp), checkpoints (every `checkpoint_interval` steps, every
+/// `checkpoint_seconds` of training by default, at the end and on SIGINT/SIGTERM; train/checkpoint.hpp),
+/// signals (core/signals.hpp) and callbacks (train/callbacks.hpp).
+///
+/// - **Stops** (a signal, or a callback's stop) are honoured after the step, and between the batches of
+///   an evaluation: the evaluation in progress is abandoned, the checkpoint is of its step, and the
+///   resumed run does that evaluation first, so the result is that of an uninterrupted run.
 ///
 /// - **Divergence** (a NaN/Inf loss or gradient norm, a training loss above `divergence_factor·ln V`, a
 ///   non-finite validation loss) ends the run cleanly: `run_result` says diverged, at which step and why,
@@ -54,6 +59,9 @@
 #include <ballast/core/json.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
+#include <ballast/core/checked.hpp>
+#include <ballast/core/lock.hpp>
+#include <ballast/core/memory.hpp>
 #include <ballast/core/signals.hpp>
 #include <ballast/kernels/reduce.hpp>
 #include <ballast/model/diagnostics.hpp>
@@ -89,6 +97,7 @@ namespace ballast
                 const token_splits& data, communicator* comm = nullptr)
           : m_comm(comm != nullptr && comm->size() > 1 ? comm : nullptr)
           , m_ranks_agree(check_ranks(m_comm, model, train, opt, data))
+          , m_fits(check_memory(m_comm, model, train))
           , m_train(train)
           , m_data(data)
           , m_model(model)
@@ -248,7 +257,6 @@ namespace ballast
             m_opt.set_steps_taken(static_cast<std::int64_t>(step));
             m_step = step;
             m_result = std::move(r);
-            m_initialised = true;
             m_resumed = true;
         }
 
@@ -263,6 +271,12 @@ namespace ballast
                 threads.emplace(m_train.threads);
             }
             stop_signal_scope signals(m_train.handle_signals);
+            std::optional<directory_lock> lock; // one writer per checkpoint directory
+            if (!m_train.checkpoint_dir.empty() && is_writer())
+            {
+                lock.emplace(m_train.checkpoint_dir);
+            }
+            m_last_checkpoint = std::chrono::steady_clock::now();
             if (m_log.enabled() && m_resumed)
             {
                 m_log.resume(header_json(), m_step, num_threads());
@@ -271,16 +285,17 @@ namespace ballast
             {
                 m_log.start(header_json());
             }
-            if (!m_initialised)
+            // The evaluation owed at this step: ℓ0 of a fresh run, or one a stop abandoned before the
+            // checkpoint this run resumed from was written. Every rank takes the same branch.
+            if (eval_owed())
             {
-                const auto l0 = evaluate();
-                m_result.l0 = l0.ce;
-                m_result.best_val_loss = l0.ce;
-                m_result.final_val_loss = l0.ce;
-                m_result.evals.emplace_back(0, l0.ce);
-                m_initialised = true;
-                m_log.eval(0, l0);
-                if (notify_callbacks(on_eval_hook, eval_info{ 0, l0 }, callbacks...))
+                bool stop = false;
+                const auto e = evaluate_now(signals, stop, callbacks...);
+                if (e == eval_end::diverged)
+                {
+                    return finish_diverged(m_step - 1, "non-finite validation loss");
+                }
+                if (any_rank(e == eval_end::stopped || stop || signals.pending()))
                 {
                     return finish_interrupted();
                 }
@@ -379,23 +394,18 @@ namespace ballast
                     m_log.step(info);
                 }
                 stop = notify_callbacks(on_step_end_hook, info, callbacks...) || stop;
-                if ((m_train.eval_interval && m_step % m_train.eval_interval == 0) || m_step == m_train.steps)
+                if (is_eval_step(m_step))
                 {
-                    const auto ev = evaluate();
-                    if (!std::isfinite(ev.ce))
+                    const auto e = evaluate_now(signals, stop, callbacks...);
+                    if (e == eval_end::diverged)
                     {
                         return finish_diverged(t, "non-finite validation loss");
                     }
-                    m_result.evals.emplace_back(m_step, ev.ce);
-                    m_result.best_val_loss = std::min(m_result.best_val_loss, ev.ce);
-                    m_result.final_val_loss = ev.ce;
-                    m_log.eval(m_step, ev);
-                    stop = notify_callbacks(on_eval_hook, eval_info{ m_step, ev }, callbacks...) || stop;
+                    stop = stop || e == eval_end::stopped;
                 }
-                if (!m_train.checkpoint_dir.empty() && m_train.checkpoint_interval &&
-                    m_step % m_train.checkpoint_interval == 0 && m_step < m_train.steps)
+                if (!stop && m_step < m_train.steps && checkpoint_due())
                 {
-                    save_checkpoint();
+                    save_checkpoint_timed();
                 }
                 if (any_rank(signals.pending() || stop))
                 {
@@ -420,6 +430,10 @@ namespace ballast
         /// The early warnings fired so far (with a diagnostics policy), oldest first; callbacks read it to
         /// report a warning as it fires.
         const std::vector<early_warning>& warnings() const noexcept { return m_result.warnings; }
+
+        /// Interval checkpoints (by steps or by time) this trainer has written; the end-of-run and
+        /// interruption checkpoints are not counted.
+        std::size_t checkpoints_written() const noexcept { return m_checkpoints_written; }
 
     private:
         static constexpr int tag_fingerprint = 1701, tag_losses = 1702, tag_chunks = 1703, tag_gather = 1704,
@@ -449,6 +463,34 @@ namespace ballast
             BALLAST_CHECK(!Diag::enabled || train.diag_interval == 0, "trainer",
                           "recording diagnostics (diag_interval > 0) is not supported in data-parallel runs "
                           "yet (use one process, or diag_interval = 0)");
+            return true;
+        }
+
+        /// Refuse a run that cannot fit before anything is allocated: parameters, gradients, optimizer
+        /// state, the accumulation buffers and the activations of one microbatch, against the memory
+        /// available ("memory: the run needs 31.2 GiB, 22.9 GiB available"). Sizes that overflow are
+        /// refused by the config and activation checks.
+        static bool check_memory(communicator* comm, const model_config& model, const train_config& train)
+        {
+            train.validate(model);
+            const std::size_t threads =
+              train.threads > 0 ? static_cast<std::size_t>(train.threads) : static_cast<std::size_t>(num_threads());
+            const auto m = model_type::estimate_memory(model, train.batch / train.microbatches, train.seq, threads);
+            const std::uint64_t k = comm != nullptr ? static_cast<std::uint64_t>(comm->size()) : 1;
+            const std::uint64_t local = train.microbatches / k;
+            std::uint64_t copies = optimizer_type::state_count;
+            if (comm != nullptr || train.microbatches > 1)
+            {
+                copies += 1; // the accumulated gradient
+            }
+            if (k > 1)
+            {
+                copies += 3 * local; // this rank's microbatch gradients, and the send and receive buffers
+            }
+            const std::uint64_t bytes = checked_add(
+              m.bytes(), checked_product<std::uint64_t>({ copies, m.parameters, sizeof(T) }, "trainer", "memory"),
+              "trainer", "memory");
+            check_fits(bytes, "the run (parameters, gradients, optimizer state and activations)");
             return true;
         }
 
@@ -639,6 +681,104 @@ namespace ballast
             }
         }
 
+        /// Is there a validation after `step` steps? (Every eval_interval steps, and at the end; ℓ0 at
+        /// step 0 is `eval_owed`'s business.)
+        bool is_eval_step(std::size_t step) const noexcept
+        {
+            return (m_train.eval_interval && step % m_train.eval_interval == 0) || step == m_train.steps;
+        }
+
+        /// Is the evaluation of the current step still to do? True for a fresh run (ℓ0), and after a resume
+        /// from a checkpoint written when a stop abandoned the evaluation of its step.
+        bool eval_owed() const noexcept
+        {
+            if (m_result.evals.empty())
+            {
+                return true;
+            }
+            return m_step > 0 && is_eval_step(m_step) && m_result.evals.back().first != m_step;
+        }
+
+        enum class eval_end
+        {
+            recorded, ///< evaluated, recorded, logged and handed to the callbacks
+            stopped,  ///< a stop request came between two validation batches: nothing recorded
+            diverged  ///< the validation loss is not finite (not checked for ℓ0)
+        };
+
+        /// Evaluate at the current step, polling the stop requests (the signal scope and every callback's
+        /// `stop_requested`) before each validation batch. On success record the result (ℓ0 at a fresh
+        /// start) and notify on_eval; `stop` is or-ed with the callbacks' answer.
+        template <class... Callbacks>
+        eval_end evaluate_now(const stop_signal_scope& signals, bool& stop, Callbacks&... callbacks)
+        {
+            loss_parts sum;
+            for (std::size_t i = 0; i < m_train.eval_batches; ++i)
+            {
+                if (signals.pending() || any_stop_requested(callbacks...))
+                {
+                    return eval_end::stopped;
+                }
+                m_data.validation_batch(i, m_train.eval_batches, m_train.batch, m_batch);
+                const auto l = m_model.evaluate(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
+                sum.loss += l.loss;
+                sum.ce += l.ce;
+                sum.aux += l.aux;
+            }
+            const double k = static_cast<double>(m_train.eval_batches);
+            const loss_parts ev{ sum.loss / k, sum.ce / k, sum.aux / k };
+            if (m_result.evals.empty())
+            {
+                m_result.l0 = ev.ce;
+                m_result.best_val_loss = ev.ce;
+                m_result.final_val_loss = ev.ce;
+            }
+            else
+            {
+                if (!std::isfinite(ev.ce))
+                {
+                    return eval_end::diverged;
+                }
+                m_result.best_val_loss = std::min(m_result.best_val_loss, ev.ce);
+                m_result.final_val_loss = ev.ce;
+            }
+            m_result.evals.emplace_back(m_step, ev.ce);
+            m_log.eval(m_step, ev);
+            stop = notify_callbacks(on_eval_hook, eval_info{ m_step, ev }, callbacks...) || stop;
+            return eval_end::recorded;
+        }
+
+        /// Is an interval checkpoint due (by steps, or by training time since the last one, the wait
+        /// stretched to 100× the last write so that writing stays under 1% of the run)?
+        bool checkpoint_due() const
+        {
+            if (m_train.checkpoint_dir.empty() || !is_writer())
+            {
+                return false;
+            }
+            if (m_train.checkpoint_interval && m_step % m_train.checkpoint_interval == 0)
+            {
+                return true;
+            }
+            if (m_train.checkpoint_seconds <= 0)
+            {
+                return false;
+            }
+            const double since =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - m_last_checkpoint).count();
+            return since >= std::max(m_train.checkpoint_seconds, 100.0 * m_last_checkpoint_seconds);
+        }
+
+        /// save_checkpoint, timing the write for `checkpoint_due`.
+        void save_checkpoint_timed()
+        {
+            const auto t0 = std::chrono::steady_clock::now();
+            save_checkpoint();
+            m_last_checkpoint = std::chrono::steady_clock::now();
+            m_last_checkpoint_seconds = std::chrono::duration<double>(m_last_checkpoint - t0).count();
+            ++m_checkpoints_written;
+        }
+
         run_result finish_diverged(std::size_t step, std::string reason)
         {
             m_result.diverged = true;
@@ -663,6 +803,7 @@ namespace ballast
 
         communicator* m_comm = nullptr;
         bool m_ranks_agree = true;
+        bool m_fits = true;
         train_config m_train;
         const token_splits& m_data;
         model_type m_model;
@@ -670,7 +811,10 @@ namespace ballast
         token_batch m_batch;
         run_result m_result;
         std::size_t m_step = 0;
-        bool m_initialised = false, m_resumed = false;
+        bool m_resumed = false;
+        std::chrono::steady_clock::time_point m_last_checkpoint{};
+        double m_last_checkpoint_seconds = 0; ///< duration of the last interval checkpoint's write
+        std::size_t m_checkpoints_written = 0;
         metrics_log m_log;
         early_warnings m_warnings{ warning_config{}, m_opt.config().adamw.eps };
         // Gradient accumulation / data parallelism (empty when M = 1 without a communicator).
