@@ -4,8 +4,9 @@
 /// @file
 /// Stop requests from SIGINT/SIGTERM, usable by any layer.
 ///
-/// A `stop_signal_scope` installs handlers for SIGINT and SIGTERM that only record the signal (an
-/// async-signal-safe store to a `sig_atomic_t`); the code that owns the scope polls `pending()` at safe
+/// A `stop_signal_scope` installs handlers for SIGINT and SIGTERM that only record the signal (a store to
+/// a lock-free `std::atomic<int>`, which is both async-signal-safe and free of data races between the
+/// threads that read it: a `volatile sig_atomic_t` is only the former); the code that owns the scope polls `pending()` at safe
 /// points (the trainer after each step and between validation batches, the study between runs) and stops
 /// cleanly. The destructor restores the handlers that were installed before, so a later scope, or none,
 /// sees the process as it was.
@@ -23,25 +24,26 @@
 /// scope (`stop_signal_scope(false)`) installs nothing and never reports a signal, which is how a run
 /// inside a study leaves signal handling to the study.
 
+#include <atomic>
 #include <csignal>
 
 namespace ballast
 {
     namespace detail
     {
-        inline volatile std::sig_atomic_t g_stop_signal = 0;
+        inline std::atomic<int> g_stop_signal{ 0 };
+        static_assert(std::atomic<int>::is_always_lock_free, "a signal handler may only use lock-free atomics");
 
         /// Record the first signal; on a second one, act as if no handler were installed. Only
         /// async-signal-safe calls (signal, raise).
         extern "C" inline void ballast_on_stop_signal(int sig)
         {
-            if (g_stop_signal != 0)
+            int none = 0;
+            if (!g_stop_signal.compare_exchange_strong(none, sig))
             {
-                std::signal(sig, SIG_DFL);
+                std::signal(sig, SIG_DFL); // a second signal: act as if no handler were installed
                 std::raise(sig);
-                return;
             }
-            g_stop_signal = sig;
         }
     } // namespace detail
 
@@ -55,7 +57,7 @@ namespace ballast
         {
             if (m_enabled)
             {
-                detail::g_stop_signal = 0;
+                detail::g_stop_signal.store(0);
                 m_int = std::signal(SIGINT, detail::ballast_on_stop_signal);
                 m_term = std::signal(SIGTERM, detail::ballast_on_stop_signal);
             }
@@ -74,7 +76,7 @@ namespace ballast
         /// Does this scope handle the signals?
         bool enabled() const noexcept { return m_enabled; }
         /// The signal received since this scope began (SIGINT or SIGTERM; 0: none, or signals not handled).
-        int pending() const noexcept { return m_enabled ? static_cast<int>(detail::g_stop_signal) : 0; }
+        int pending() const noexcept { return m_enabled ? detail::g_stop_signal.load() : 0; }
         /// True once a stop was requested.
         bool stop_requested() const noexcept { return pending() != 0; }
 
