@@ -2,6 +2,7 @@
 // write_checkpoint and read_checkpoint unchanged under the documented names, a missing tensor is refused,
 // and check_run_checkpoint refuses another run's checkpoint naming the difference.
 #include <array>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -9,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -232,4 +234,29 @@ TEST_CASE("a manifest with wrongly typed format or version fields is refused nam
     bad.erase("version");
     write_text(manifest_path, bad.dump(2));
     CHECK_THROWS_WITH(ballast::read_checkpoint(dir.path()), Catch::Contains("has version (none)"));
+}
+
+TEST_CASE("checkpoint_clock: due by steps, by time, and never sooner than 100x the last write",
+          "[train][checkpoint]")
+{
+    ballast::checkpoint_clock steps_only(3, 0);
+    steps_only.start();
+    CHECK_FALSE(steps_only.due(1));
+    CHECK(steps_only.due(3));
+    CHECK(steps_only.due(6));
+    CHECK_FALSE(steps_only.due(7));
+
+    ballast::checkpoint_clock never(0, 0);
+    CHECK_FALSE(never.due(1));
+    CHECK_FALSE(never.due(1000));
+
+    ballast::checkpoint_clock timed(0, 1e-9); // due at once...
+    timed.start();
+    CHECK(timed.due(1));
+    int writes = 0;
+    timed.write([&] { ++writes; std::this_thread::sleep_for(std::chrono::milliseconds(20)); });
+    CHECK(writes == 1);
+    CHECK(timed.written() == 1);
+    CHECK(timed.last_write_seconds() >= 0.02);
+    CHECK_FALSE(timed.due(2)); // ...but now only 100 x 20 ms = 2 s after that write
 }

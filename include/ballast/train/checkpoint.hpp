@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -136,6 +137,60 @@ namespace ballast
         std::sort(orphans.begin(), orphans.end());
         return orphans;
     }
+
+    /// When a run's interval checkpoints are due: every `every_steps` steps (0: never by steps), and once
+    /// `every_seconds` of wall time (0: never by time) have passed since the last write, the wait stretched
+    /// to 100× that write's duration, so that writing takes at most 1% of the run whatever the model size
+    /// or the disk. Checkpoints never change a run, so the clock cannot change results.
+    class checkpoint_clock
+    {
+    public:
+        checkpoint_clock(std::size_t every_steps, double every_seconds)
+          : m_steps(every_steps)
+          , m_seconds(every_seconds)
+        {
+        }
+
+        /// Start timing (the beginning of a run, or of a resumed one).
+        void start() { m_last = std::chrono::steady_clock::now(); }
+
+        /// Is a checkpoint due after `step` steps?
+        bool due(std::size_t step) const
+        {
+            if (m_steps != 0 && step % m_steps == 0)
+            {
+                return true;
+            }
+            if (m_seconds <= 0)
+            {
+                return false;
+            }
+            const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - m_last).count();
+            return since >= std::max(m_seconds, 100.0 * m_write_seconds);
+        }
+
+        /// Run `write` (the checkpoint write), timing it for `due`.
+        template <class Write>
+        void write(Write&& w)
+        {
+            const auto t0 = std::chrono::steady_clock::now();
+            std::forward<Write>(w)();
+            m_last = std::chrono::steady_clock::now();
+            m_write_seconds = std::chrono::duration<double>(m_last - t0).count();
+            ++m_written;
+        }
+
+        /// Checkpoints written through `write`, and the duration of the last one.
+        std::size_t written() const noexcept { return m_written; }
+        double last_write_seconds() const noexcept { return m_write_seconds; }
+
+    private:
+        std::size_t m_steps;
+        double m_seconds;
+        std::chrono::steady_clock::time_point m_last = std::chrono::steady_clock::now();
+        double m_write_seconds = 0;
+        std::size_t m_written = 0;
+    };
 
     /// A checkpoint read back and verified.
     struct loaded_checkpoint

@@ -53,15 +53,15 @@
 #include <nlohmann/json.hpp>
 
 #include <ballast/core/aligned.hpp>
+#include <ballast/core/checked.hpp>
 #include <ballast/core/comm.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
 #include <ballast/core/json.hpp>
-#include <ballast/core/parallel.hpp>
-#include <ballast/core/reflect.hpp>
-#include <ballast/core/checked.hpp>
 #include <ballast/core/lock.hpp>
 #include <ballast/core/memory.hpp>
+#include <ballast/core/parallel.hpp>
+#include <ballast/core/reflect.hpp>
 #include <ballast/core/signals.hpp>
 #include <ballast/kernels/reduce.hpp>
 #include <ballast/model/diagnostics.hpp>
@@ -70,9 +70,11 @@
 #include <ballast/train/checkpoint.hpp>
 #include <ballast/train/data.hpp>
 #include <ballast/train/metrics_log.hpp>
+#include <ballast/train/microbatch_sum.hpp>
 #include <ballast/train/optimizer.hpp>
 #include <ballast/train/run_result.hpp>
 #include <ballast/train/schedule.hpp>
+#include <ballast/train/step_diagnostics.hpp>
 #include <ballast/train/train_config.hpp>
 #include <ballast/train/warnings.hpp>
 #include <ballast/version.hpp>
@@ -110,16 +112,9 @@ namespace ballast
             m_model.init(train.seed);
             m_result.policy_set = std::string(P::name);
             m_result.optimizer = std::string(O::name);
-            const std::size_t mb = m_train.microbatches;
-            if (m_comm != nullptr || mb > 1)
+            if (m_comm != nullptr || m_train.microbatches > 1)
             {
-                const std::size_t local = mb / ranks();
-                if (ranks() > 1)
-                {
-                    m_local_grads.resize(local * m_model.layout().total());
-                }
-                m_accum.resize(m_model.layout().total());
-                m_local_losses.resize(local);
+                m_sum = microbatch_sum<T>(m_comm, m_train.microbatches, m_model.layout().total());
             }
         }
 
@@ -189,17 +184,7 @@ namespace ballast
         /// Evaluate on the fixed validation set (mean over `eval_batches` batches).
         loss_parts evaluate()
         {
-            loss_parts sum;
-            for (std::size_t i = 0; i < m_train.eval_batches; ++i)
-            {
-                m_data.validation_batch(i, m_train.eval_batches, m_train.batch, m_batch);
-                const auto l = m_model.evaluate(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
-                sum.loss += l.loss;
-                sum.ce += l.ce;
-                sum.aux += l.aux;
-            }
-            const double k = static_cast<double>(m_train.eval_batches);
-            return { sum.loss / k, sum.ce / k, sum.aux / k };
+            return *evaluate_unless([] { return false; });
         }
 
         /// Save a checkpoint of the current state into `dir` (default: the config's checkpoint_dir).
@@ -276,7 +261,7 @@ namespace ballast
             {
                 lock.emplace(m_train.checkpoint_dir);
             }
-            m_last_checkpoint = std::chrono::steady_clock::now();
+            m_clock.start();
             if (m_log.enabled() && m_resumed)
             {
                 m_log.resume(header_json(), m_step, num_threads());
@@ -313,7 +298,7 @@ namespace ballast
                   Diag::enabled && m_train.diag_interval != 0 && t % m_train.diag_interval == 0;
                 loss_parts loss;
                 std::span<T> grads;
-                if (m_accum.empty())
+                if (!m_sum.active())
                 {
                     m_data.train_batch(m_train.seed, t, m_train.batch, m_batch);
                     if constexpr (Diag::enabled)
@@ -327,7 +312,7 @@ namespace ballast
                 else
                 {
                     loss = accumulated_step(t, record);
-                    grads = std::span<T>(m_accum);
+                    grads = m_sum.gradient();
                 }
                 const double norm =
                   std::sqrt(static_cast<double>(kernels::sum_squares(grads.data(), grads.size())));
@@ -361,7 +346,8 @@ namespace ballast
                     m_model.set_recording(false); // evaluations are not recorded
                     if (record)
                     {
-                        diag = tensor_stats_before(grads);
+                        diag = tensor_stats_before<optimizer_type>(m_model.layout(), std::span<const T>(m_model.parameters()),
+                                                                 std::span<const T>(grads));
                     }
                 }
                 m_opt.step(m_model.parameters(), grads, lr, lr / m_train.lr, clip);
@@ -403,9 +389,10 @@ namespace ballast
                     }
                     stop = stop || e == eval_end::stopped;
                 }
-                if (!stop && m_step < m_train.steps && checkpoint_due())
+                if (!stop && m_step < m_train.steps && is_writer() && !m_train.checkpoint_dir.empty() &&
+                    m_clock.due(m_step))
                 {
-                    save_checkpoint_timed();
+                    m_clock.write([this] { save_checkpoint(); });
                 }
                 if (any_rank(signals.pending() || stop))
                 {
@@ -433,11 +420,11 @@ namespace ballast
 
         /// Interval checkpoints (by steps or by time) this trainer has written; the end-of-run and
         /// interruption checkpoints are not counted.
-        std::size_t checkpoints_written() const noexcept { return m_checkpoints_written; }
+        std::size_t checkpoints_written() const noexcept { return m_clock.written(); }
 
     private:
-        static constexpr int tag_fingerprint = 1701, tag_losses = 1702, tag_chunks = 1703, tag_gather = 1704,
-                             tag_stop = 1705;
+        // Tags of the trainer's own collectives (microbatch_sum uses 1702-1704).
+        static constexpr int tag_fingerprint = 1701, tag_stop = 1705;
 
         /// Every rank computes the same fingerprint list, so a mismatch throws the same error on every rank.
         static bool check_ranks(communicator* comm, const model_config& model, const train_config& train,
@@ -505,31 +492,11 @@ namespace ballast
             return std::ranges::any_of(all, [](std::uint8_t f) { return f != 0; });
         }
 
-        /// acc[i] += g[i] (the one addition of the accumulation; the same loop on every path).
-        static void add_into(T* acc, const T* g, std::size_t n) noexcept
-        {
-            for (std::size_t i = 0; i < n; ++i)
-            {
-                acc[i] += g[i];
-            }
-        }
-        /// acc[i] /= M.
-        static void divide(T* acc, std::size_t n, std::size_t m) noexcept
-        {
-            const T d = static_cast<T>(m);
-            for (std::size_t i = 0; i < n; ++i)
-            {
-                acc[i] /= d;
-            }
-        }
-
-        /// One step's forward/backward as M microbatches (this rank's block of them), and the combination
-        /// into m_accum: acc = g_0, acc += g_1, …, acc += g_{M−1}, acc /= M per element, on every rank.
-        /// Returns the loss: (((l_0 + l_1) + …) + l_{M−1}) / M per part.
+        /// One step's forward/backward as M microbatches (this rank's block of them), combined by m_sum
+        /// into the step's gradient and loss (train/microbatch_sum.hpp: the same bits on any K).
         loss_parts accumulated_step(std::size_t t, [[maybe_unused]] bool record)
         {
-            const std::size_t mb = m_train.microbatches, k = ranks(), local = mb / k, first = rank() * local;
-            const std::size_t n = m_model.layout().total();
+            const std::size_t mb = m_train.microbatches, local = m_sum.local(), first = m_sum.first();
             for (std::size_t j = 0; j < local; ++j)
             {
                 m_data.train_microbatch(m_train.seed, t, m_train.batch, first + j, mb, m_batch);
@@ -537,142 +504,19 @@ namespace ballast
                 {
                     m_model.set_recording(record && j + 1 == local); // the forward statistics of the last one
                 }
-                m_local_losses[j] =
+                const auto loss =
                   m_model.forward_backward(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
-                const auto g = m_model.gradients();
-                if (k == 1)
-                {
-                    if (j == 0)
-                    {
-                        std::ranges::copy(g, m_accum.begin());
-                    }
-                    else
-                    {
-                        add_into(m_accum.data(), g.data(), n);
-                    }
-                }
-                else
-                {
-                    std::ranges::copy(g, m_local_grads.begin() + static_cast<std::ptrdiff_t>(j * n));
-                }
+                m_sum.add(j, m_model.gradients(), loss);
             }
-            std::vector<loss_parts> losses = m_local_losses;
-            if (k > 1)
-            {
-                losses.assign(mb, loss_parts{});
-                std::vector<std::span<std::byte>> blocks;
-                for (std::size_t r = 0; r < k; ++r)
-                {
-                    blocks.push_back(
-                      std::as_writable_bytes(std::span<loss_parts>(losses.data() + r * local, local)));
-                }
-                allgatherv_bytes(*m_comm, tag_losses,
-                                 std::as_bytes(std::span<const loss_parts>(m_local_losses)), blocks);
-                combine_gradients(n, local);
-            }
-            else
-            {
-                divide(m_accum.data(), n, mb);
-            }
-            loss_parts sum = losses[0];
-            for (std::size_t m = 1; m < mb; ++m)
-            {
-                sum.loss += losses[m].loss;
-                sum.ce += losses[m].ce;
-                sum.aux += losses[m].aux;
-            }
-            const double d = static_cast<double>(mb);
-            return { sum.loss / d, sum.ce / d, sum.aux / d };
+            return m_sum.finish();
         }
 
-        /// Chunk c of the parameters: [c·n/K, (c+1)·n/K).
-        std::size_t chunk_begin(std::size_t c, std::size_t n) const noexcept { return c * n / ranks(); }
-
-        /// Data-parallel combination: rank c owns chunk c. Each rank sends chunk c of each of its microbatch
-        /// gradients to rank c (alltoallv of bytes); the owner sums its chunk over m = 0 … M−1 in m order and
-        /// divides by M; an allgather of bytes gives every rank the whole gradient in m_accum.
-        void combine_gradients(std::size_t n, std::size_t local)
-        {
-            const std::size_t k = ranks(), me = rank(), mb = m_train.microbatches;
-            const std::size_t my0 = chunk_begin(me, n), my_len = chunk_begin(me + 1, n) - my0;
-            m_send.resize(local * n);
-            std::vector<std::span<const std::byte>> out;
-            std::size_t pos = 0;
-            for (std::size_t c = 0; c < k; ++c)
-            {
-                const std::size_t c0 = chunk_begin(c, n), len = chunk_begin(c + 1, n) - c0;
-                const std::size_t start = pos;
-                for (std::size_t j = 0; j < local; ++j)
-                {
-                    std::copy_n(m_local_grads.begin() + static_cast<std::ptrdiff_t>(j * n + c0), len,
-                                m_send.begin() + static_cast<std::ptrdiff_t>(pos));
-                    pos += len;
-                }
-                out.push_back(std::as_bytes(std::span<const T>(m_send.data() + start, pos - start)));
-            }
-            // From rank s: its microbatches s·local … (s+1)·local − 1, chunk `me` of each, in m order.
-            m_recv.resize(mb * my_len);
-            std::vector<std::span<std::byte>> in;
-            for (std::size_t s = 0; s < k; ++s)
-            {
-                in.push_back(
-                  std::as_writable_bytes(std::span<T>(m_recv.data() + s * local * my_len, local * my_len)));
-            }
-            alltoallv_bytes(*m_comm, tag_chunks, out, in);
-            T* acc = m_accum.data() + my0;
-            std::copy_n(m_recv.begin(), my_len, acc);
-            for (std::size_t m = 1; m < mb; ++m)
-            {
-                add_into(acc, m_recv.data() + m * my_len, my_len);
-            }
-            divide(acc, my_len, mb);
-            std::vector<std::span<std::byte>> all;
-            for (std::size_t c = 0; c < k; ++c)
-            {
-                const std::size_t c0 = chunk_begin(c, n);
-                all.push_back(
-                  std::as_writable_bytes(std::span<T>(m_accum.data() + c0, chunk_begin(c + 1, n) - c0)));
-            }
-            // The own block is copied onto itself: allgatherv_bytes copies `mine` into all[me], same memory.
-            std::vector<T> mine(acc, acc + my_len);
-            allgatherv_bytes(*m_comm, tag_gather, std::as_bytes(std::span<const T>(mine)), all);
-        }
-
-        /// Diagnostics, part 1 (before the update): per-tensor gradient and parameter RMS.
-        nlohmann::json tensor_stats_before(std::span<const T> grads) const
-        {
-            nlohmann::json tensors = nlohmann::json::object();
-            for (const auto& e : m_model.layout().entries())
-            {
-                tensors[e.name] = { { "grad_rms", finite_or_null(optimizer_type::tensor_rms(
-                                                    grads.data() + e.offset, e.size)) },
-                                    { "param_rms", finite_or_null(optimizer_type::tensor_rms(
-                                                     m_model.parameters().data() + e.offset, e.size)) } };
-            }
-            return { { "tensors", std::move(tensors) } };
-        }
-
-        /// Diagnostics, part 2 (after the update): the update direction per tensor and the forward pass's
-        /// attention, residual and output statistics. Also the flat keys the plots read.
+        /// The diagnostics of a recorded step after the update (train/step_diagnostics.hpp), kept in the
+        /// result, and the early-warning rules checked against them.
         void complete_diagnostics(nlohmann::json& diag) requires(Diag::enabled)
         {
-            for (const auto& e : m_model.layout().entries())
-            {
-                const auto d = m_opt.direction_stats(e);
-                auto& t = diag["tensors"][e.name];
-                t["update_rms"] = finite_or_null(d.update_rms);
-                t["eps_fraction"] = finite_or_null(d.eps_fraction);
-            }
-            const auto& f = m_model.forward_diagnostics();
-            add_forward_diagnostics(diag, f);
-            diag_sample sample{ m_step, max_attn_logit(f),
-                                f.layers.empty() ? NAN : f.layers.front().max_logit, NAN, NAN };
-            if (const auto it = diag["tensors"].find(probe_tensor); it != diag["tensors"].end())
-            {
-                sample.probe_grad_rms = number_or_nan(*it, "grad_rms");
-                sample.probe_update_rms = number_or_nan(*it, "update_rms");
-            }
-            m_result.diag_history.push_back(sample);
+            m_result.diag_history.push_back(complete_step_diagnostics(diag, m_model.layout(), m_opt,
+                                                                      m_model.forward_diagnostics(), m_step));
             m_result.last_diagnostics = diag;
             for (auto& w : m_warnings.check(m_step, diag))
             {
@@ -706,18 +550,16 @@ namespace ballast
             diverged  ///< the validation loss is not finite (not checked for ℓ0)
         };
 
-        /// Evaluate at the current step, polling the stop requests (the signal scope and every callback's
-        /// `stop_requested`) before each validation batch. On success record the result (ℓ0 at a fresh
-        /// start) and notify on_eval; `stop` is or-ed with the callbacks' answer.
-        template <class... Callbacks>
-        eval_end evaluate_now(const stop_signal_scope& signals, bool& stop, Callbacks&... callbacks)
+        /// The validation loss, asking `stop()` before each batch; nullopt when it said stop.
+        template <class Stop>
+        std::optional<loss_parts> evaluate_unless(Stop&& stop)
         {
             loss_parts sum;
             for (std::size_t i = 0; i < m_train.eval_batches; ++i)
             {
-                if (signals.pending() || any_stop_requested(callbacks...))
+                if (stop())
                 {
-                    return eval_end::stopped;
+                    return std::nullopt;
                 }
                 m_data.validation_batch(i, m_train.eval_batches, m_train.batch, m_batch);
                 const auto l = m_model.evaluate(m_batch.inputs, m_batch.targets, m_batch.batch, m_batch.seq);
@@ -726,7 +568,22 @@ namespace ballast
                 sum.aux += l.aux;
             }
             const double k = static_cast<double>(m_train.eval_batches);
-            const loss_parts ev{ sum.loss / k, sum.ce / k, sum.aux / k };
+            return loss_parts{ sum.loss / k, sum.ce / k, sum.aux / k };
+        }
+
+        /// Evaluate at the current step, polling the stop requests (the signal scope and every callback's
+        /// `stop_requested`) before each validation batch. On success record the result (ℓ0 at a fresh
+        /// start) and notify on_eval; `stop` is or-ed with the callbacks' answer.
+        template <class... Callbacks>
+        eval_end evaluate_now(const stop_signal_scope& signals, bool& stop, Callbacks&... callbacks)
+        {
+            const auto done =
+              evaluate_unless([&] { return signals.pending() != 0 || any_stop_requested(callbacks...); });
+            if (!done)
+            {
+                return eval_end::stopped;
+            }
+            const loss_parts ev = *done;
             if (m_result.evals.empty())
             {
                 m_result.l0 = ev.ce;
@@ -746,37 +603,6 @@ namespace ballast
             m_log.eval(m_step, ev);
             stop = notify_callbacks(on_eval_hook, eval_info{ m_step, ev }, callbacks...) || stop;
             return eval_end::recorded;
-        }
-
-        /// Is an interval checkpoint due (by steps, or by training time since the last one, the wait
-        /// stretched to 100× the last write so that writing stays under 1% of the run)?
-        bool checkpoint_due() const
-        {
-            if (m_train.checkpoint_dir.empty() || !is_writer())
-            {
-                return false;
-            }
-            if (m_train.checkpoint_interval && m_step % m_train.checkpoint_interval == 0)
-            {
-                return true;
-            }
-            if (m_train.checkpoint_seconds <= 0)
-            {
-                return false;
-            }
-            const double since =
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - m_last_checkpoint).count();
-            return since >= std::max(m_train.checkpoint_seconds, 100.0 * m_last_checkpoint_seconds);
-        }
-
-        /// save_checkpoint, timing the write for `checkpoint_due`.
-        void save_checkpoint_timed()
-        {
-            const auto t0 = std::chrono::steady_clock::now();
-            save_checkpoint();
-            m_last_checkpoint = std::chrono::steady_clock::now();
-            m_last_checkpoint_seconds = std::chrono::duration<double>(m_last_checkpoint - t0).count();
-            ++m_checkpoints_written;
         }
 
         run_result finish_diverged(std::size_t step, std::string reason)
@@ -812,14 +638,10 @@ namespace ballast
         run_result m_result;
         std::size_t m_step = 0;
         bool m_resumed = false;
-        std::chrono::steady_clock::time_point m_last_checkpoint{};
-        double m_last_checkpoint_seconds = 0; ///< duration of the last interval checkpoint's write
-        std::size_t m_checkpoints_written = 0;
+        checkpoint_clock m_clock{ m_train.checkpoint_interval, m_train.checkpoint_seconds };
         metrics_log m_log;
         early_warnings m_warnings{ warning_config{}, m_opt.config().adamw.eps };
-        // Gradient accumulation / data parallelism (empty when M = 1 without a communicator).
-        aligned_vector<T> m_accum, m_local_grads, m_send, m_recv;
-        std::vector<loss_parts> m_local_losses;
+        microbatch_sum<T> m_sum; ///< gradient accumulation / data parallelism (inactive: M = 1, one process)
     };
 } // namespace ballast
 
