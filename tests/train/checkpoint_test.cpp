@@ -48,6 +48,16 @@ namespace
     }
 
     constexpr std::array<std::string_view, 2> state_names{ "m", "v" };
+
+    /// A checkpoint of step 4 in `dir`: two_tensors() with numbered parameters and one state "m".
+    void write_step4_checkpoint(const std::filesystem::path& dir)
+    {
+        const auto layout = two_tensors();
+        const auto params = numbered(layout.total(), 1), m = numbered(layout.total(), 2);
+        const std::array<std::span<const double>, 1> state{ m };
+        const std::array<std::string_view, 1> names{ "m" };
+        ballast::write_checkpoint(dir, 4, {}, ballast::run_checkpoint_tensors<double>(layout, params, names, state));
+    }
 } // namespace
 
 TEST_CASE("the tensors of a run checkpoint round-trip under their names", "[train][checkpoint]")
@@ -147,11 +157,7 @@ TEST_CASE("an edited manifest is refused: its own fingerprint, the tensor file's
           "[train][checkpoint][hardening]")
 {
     ballast::test::temp_dir dir("ck_edited");
-    const auto layout = two_tensors();
-    const auto params = numbered(layout.total(), 1), m = numbered(layout.total(), 2);
-    const std::array<std::span<const double>, 1> state{ m };
-    const std::array<std::string_view, 1> names{ "m" };
-    ballast::write_checkpoint(dir.path(), 4, {}, ballast::run_checkpoint_tensors<double>(layout, params, names, state));
+    write_step4_checkpoint(dir.path());
     const auto manifest_path = dir.path() / ballast::checkpoint_manifest;
     const std::string good = read_text(manifest_path);
     REQUIRE_NOTHROW(ballast::read_checkpoint(dir.path()));
@@ -213,11 +219,7 @@ TEST_CASE("a manifest with wrongly typed format or version fields is refused nam
           "[train][checkpoint][hardening]")
 {
     ballast::test::temp_dir dir("ck_types");
-    const auto layout = two_tensors();
-    const auto params = numbered(layout.total(), 1), m = numbered(layout.total(), 2);
-    const std::array<std::span<const double>, 1> state{ m };
-    const std::array<std::string_view, 1> names{ "m" };
-    ballast::write_checkpoint(dir.path(), 4, {}, ballast::run_checkpoint_tensors<double>(layout, params, names, state));
+    write_step4_checkpoint(dir.path());
     const auto manifest_path = dir.path() / ballast::checkpoint_manifest;
     const auto good = nlohmann::json::parse(read_text(manifest_path));
     const std::string where = "'" + manifest_path.string() + "'";
