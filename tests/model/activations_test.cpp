@@ -101,3 +101,28 @@ TEST_CASE("the store is reused while the shape stays and re-laid out when it cha
     store.ensure(shape(2, 9, false, 4)); // more threads than scratches: laid out again
     CHECK(store.elements() == ballast::activation_elements(shape(2, 9, false, 4)));
 }
+
+TEST_CASE("every buffer's documented shape multiplies to its slice size (a law over the table)",
+          "[model][activations]")
+{
+    const std::size_t B = GENERATE(as<std::size_t>{}, 1, 3), T = GENERATE(as<std::size_t>{}, 1, 7),
+                      P = GENERATE(as<std::size_t>{}, 1, 4), u = GENERATE(as<std::size_t>{}, 1, 2);
+    const bool cap = GENERATE(false, true);
+    auto s = shape(B, T, cap, P);
+    s.up = u;
+    for (const auto& b : ballast::activation_table)
+    {
+        CAPTURE(b.name, b.dims, B, T, P, u, cap);
+        // Only the documented letters and factors.
+        CHECK(b.dims.find_first_not_of("0123456789 BTdHVFuP") == std::string_view::npos);
+        const auto shape_of = ballast::activation_slice_shape(b, s);
+        std::size_t product = 1;
+        for (const auto n : shape_of)
+        {
+            product *= n;
+        }
+        const std::size_t elements = b.slice_elements(s);
+        // "capped" is laid out only with an attention cap: its slice is then exactly the shape.
+        CHECK((elements == product || (elements == 0 && b.id == ballast::act::capped && !cap)));
+    }
+}

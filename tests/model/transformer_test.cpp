@@ -451,6 +451,53 @@ TEST_CASE("named tensors are shaped zero-copy xtensor views over parameters and 
     CHECK_THROWS_WITH(model.tensor("blocks.9.attn.qkv.weight"), Catch::Contains("no tensor named"));
 }
 
+TEST_CASE("activations of the last pass are shaped zero-copy xtensor views by name", "[model][xtensor]")
+{
+    const auto cfg = tiny_config();
+    ballast::transformer<ballast::paper_default, double> model(cfg);
+    randomise(model, 6);
+    CHECK_THROWS_WITH(model.activation_tensor("probs", 0), Catch::Contains("no forward pass yet"));
+    const auto data = make_batch(cfg.vocab, 11);
+    model.forward_backward(data.tokens, data.targets, data.batch, data.seq);
+    const std::size_t B = data.batch, T = data.seq, H = cfg.n_heads, d = cfg.d_model;
+
+    // Attention probabilities of block 1: [B, H, T, T], causal rows summing to 1, zero above the diagonal.
+    const auto p = model.activation_tensor("probs", 1);
+    REQUIRE(p.dimension() == 4);
+    CHECK(p.shape()[0] == B);
+    CHECK(p.shape()[1] == H);
+    CHECK(p.shape()[2] == T);
+    CHECK(p.shape()[3] == T);
+    for (std::size_t b = 0; b < B; ++b)
+    {
+        for (std::size_t h = 0; h < H; ++h)
+        {
+            for (std::size_t i = 0; i < T; ++i)
+            {
+                double row = 0;
+                for (std::size_t j = 0; j <= i; ++j)
+                {
+                    row += p(b, h, i, j);
+                }
+                BALLAST_CHECK_CLOSE(row, 1.0, double);
+            }
+        }
+    }
+    // The logits view equals logits(), element for element: [B, T, V].
+    const auto z = model.activation_tensor("logits");
+    REQUIRE(z.dimension() == 3);
+    CHECK(z.shape()[2] == cfg.vocab);
+    CHECK(z(1, 2, 3) == model.logits()[(1 * T + 2) * cfg.vocab + 3]);
+    CHECK(z.data() == model.logits().data()); // zero-copy
+    // The residual stream has L + 1 slices of [B, T, d]; the norm statistics are [mean | rstd] = [2, B, T].
+    CHECK(model.activation_tensor("res", cfg.n_layers).shape()[2] == d);
+    CHECK(model.activation_tensor("a_stats", 0).shape()[0] == 2);
+
+    CHECK_THROWS_WITH(model.activation_tensor("nope"), Catch::Contains("no activation buffer 'nope'"));
+    CHECK_THROWS_WITH(model.activation_tensor("probs", cfg.n_layers), Catch::Contains("slice(s), asked for slice"));
+    CHECK_THROWS_WITH(model.activation_tensor("capped", 0), Catch::Contains("not used by this policy set"));
+}
+
 // The 0-layer bigram baseline (claim 21): embedding -> final norm -> head, no blocks.
 TEMPLATE_TEST_CASE("a 0-layer (bigram) model's gradient matches central finite differences",
                    "[model][gradcheck][bigram]", ballast::paper_default, ballast::gpt2_like,

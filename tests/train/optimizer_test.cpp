@@ -231,3 +231,49 @@ TEST_CASE("an optimizer step is bit-identical on 1 and 2 threads", "[train][opti
     const auto a = run(1), b = run(2);
     CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
+
+TEST_CASE("optimizer state as shaped zero-copy xtensor views, a factored state as its factors",
+          "[train][optimizer]")
+{
+    const auto layout = two_tensor_layout<double>(1.0, 1.0); // w [7, 13], b [13]
+    std::vector<double> params(layout.total(), 0.5), grads(layout.total());
+    for (std::size_t i = 0; i < grads.size(); ++i)
+    {
+        grads[i] = 0.01 * static_cast<double>(i % 17) - 0.05;
+    }
+    optimizer<optim::adamw<weight_decay::independent>, double> adam(layout, optimizer_config{});
+    adam.step(params, grads, 1e-2, 1.0);
+    const auto& w = layout.at("w");
+    auto m = adam.state_tensor("m", "w");
+    REQUIRE(m.dimension() == 2);
+    CHECK(m.shape()[0] == 7);
+    CHECK(m.shape()[1] == 13);
+    for (std::size_t r = 0; r < 7; ++r)
+    {
+        for (std::size_t c = 0; c < 13; ++c)
+        {
+            CHECK(m(r, c) == adam.state(0)[w.offset + r * 13 + c]); // the same bytes, row-major
+        }
+    }
+    m(2, 3) = 42.0; // writes through
+    CHECK(adam.state(0)[w.offset + 2 * 13 + 3] == 42.0);
+    const auto& cadam = adam;
+    CHECK(cadam.state_tensor("v", "b").size() == 13);
+    CHECK_THROWS_WITH(adam.state_tensor("u", "w"), Catch::Contains("has no state 'u' (its states: m, v)"));
+    CHECK_THROWS(adam.state_tensor("m", "nope"));
+
+    // Adafactor: "m" is parameter-shaped; "v" of the matrix is [R | C], 7 + 13 entries; of the vector, [13].
+    optimizer<optim::adafactor<weight_decay::independent>, double> ada(layout, optimizer_config{});
+    ada.step(params, grads, 1e-2, 1.0);
+    CHECK(ada.state_tensor("m", "w").dimension() == 2);
+    const auto v = ada.state_tensor("v", "w");
+    REQUIRE(v.dimension() == 1);
+    CHECK(v.size() == 7 + 13);
+    CHECK(v(0) == ada.state(1)[w.offset]);
+    CHECK(v(19) == ada.state(1)[w.offset + 19]);
+    CHECK(ada.state_tensor("v", "b").size() == 13);
+    // SGD-momentum: one state, "momentum".
+    optimizer<optim::sgd_momentum<>, double> sgd(layout, optimizer_config{});
+    CHECK(sgd.state_tensor("momentum", "w").size() == 7 * 13);
+    CHECK_THROWS_WITH(sgd.state_tensor("m", "w"), Catch::Contains("(its states: momentum)"));
+}

@@ -19,6 +19,7 @@
 #include <array>
 #include <cstddef>
 #include <string_view>
+#include <vector>
 
 #include <ballast/core/aligned.hpp>
 #include <ballast/core/config.hpp>
@@ -89,6 +90,10 @@ namespace ballast
         act id;
         std::string_view name;
         activation_slices slices;
+        /// The shape of one slice, outermost first, in the letters of docs/model.md: B batch, T sequence,
+        /// d width, H heads, V vocabulary, F MLP hidden width, u the activation's up factor, P threads; a
+        /// number multiplies the letter after it ("3d"), or stands alone ("2 B T": [mean | rstd]).
+        std::string_view dims;
         std::size_t (*slice_elements)(const activation_dims&); ///< elements of one slice
         std::string_view holds;
     };
@@ -97,33 +102,33 @@ namespace ballast
     /// The table. Per-block statistics are [mean | rstd] (2·N) of a norm; qk_stats is [q mean | q rstd |
     /// k mean | k rstd], each [H][N].
     inline constexpr std::array<activation_buffer, static_cast<std::size_t>(act::count_)> activation_table{ {
-        { act::res,      "res",      activation_slices::per_residual, [](const activation_dims& s) { return s.rows() * s.d; },                   "residual stream x[l] before block l; x[L] after the last" },
-        { act::mid,      "mid",      activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.d; },                   "residual after attention" },
-        { act::a,        "a",        activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.d; },                   "attention norm output" },
-        { act::a_stats,  "a_stats",  activation_slices::per_block,    [](const activation_dims& s) { return 2 * s.rows(); },                     "attention norm mean, rstd" },
-        { act::qkv_raw,  "qkv_raw",  activation_slices::per_block,    [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "qkv projection output" },
-        { act::qkv,      "qkv",      activation_slices::per_block,    [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "q, k after qk control and RoPE (the v block is unused)" },
-        { act::qk_stats, "qk_stats", activation_slices::per_block,    [](const activation_dims& s) { return 4 * s.heads * s.rows(); },           "qk-norm statistics" },
-        { act::probs,    "probs",    activation_slices::per_block,    [](const activation_dims& s) { return s.batch * s.heads * s.seq * s.seq; }, "attention probabilities" },
-        { act::capped,   "capped",   activation_slices::per_block,    [](const activation_dims& s) { return s.attn_cap ? s.batch * s.heads * s.seq * s.seq : 0; }, "capped attention logits (attention soft-cap only)" },
-        { act::att,      "att",      activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.d; },                   "attention output, heads concatenated" },
-        { act::m,        "m",        activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.d; },                   "MLP norm output" },
-        { act::m_stats,  "m_stats",  activation_slices::per_block,    [](const activation_dims& s) { return 2 * s.rows(); },                     "MLP norm mean, rstd" },
-        { act::up,       "up",       activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.up * s.f; },           "MLP pre-activation (u·F wide)" },
-        { act::mlp_act,  "mlp_act",  activation_slices::per_block,    [](const activation_dims& s) { return s.rows() * s.f; },                   "MLP post-activation" },
-        { act::f,        "f",        activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.d; },                   "final norm output" },
-        { act::f_stats,  "f_stats",  activation_slices::once,         [](const activation_dims& s) { return 2 * s.rows(); },                     "final norm mean, rstd" },
-        { act::logits,   "logits",   activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.v; },                   "output logits (after the output cap)" },
-        { act::dlogits,  "dlogits",  activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.v; },                   "d loss / d logits" },
-        { act::lse,      "lse",      activation_slices::once,         [](const activation_dims& s) { return s.rows(); },                         "log Z per row" },
-        { act::row_loss, "row_loss", activation_slices::once,         [](const activation_dims& s) { return s.rows(); },                         "loss per row" },
-        { act::dres,     "dres",     activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.d; },                   "backward: d loss / d residual" },
-        { act::dtmp,     "dtmp",     activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.d; },                   "backward: temporary" },
-        { act::datt,     "datt",     activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.d; },                   "backward: d loss / d attention output" },
-        { act::dqkv,     "dqkv",     activation_slices::once,         [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "backward: qkv gradient after qk control and RoPE" },
-        { act::dqkv_raw, "dqkv_raw", activation_slices::once,         [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "backward: qkv gradient before qk control" },
-        { act::dup,      "dup",      activation_slices::once,         [](const activation_dims& s) { return s.rows() * s.up * s.f; },           "backward: MLP gradient (u·F wide)" },
-        { act::dscratch, "dscratch", activation_slices::once,         [](const activation_dims& s) { return s.threads * s.seq * s.seq; },        "backward: one T×T attention gradient per thread" },
+        { act::res,      "res",      activation_slices::per_residual, "B T d",    [](const activation_dims& s) { return s.rows() * s.d; },                   "residual stream x[l] before block l; x[L] after the last" },
+        { act::mid,      "mid",      activation_slices::per_block,    "B T d",    [](const activation_dims& s) { return s.rows() * s.d; },                   "residual after attention" },
+        { act::a,        "a",        activation_slices::per_block,    "B T d",    [](const activation_dims& s) { return s.rows() * s.d; },                   "attention norm output" },
+        { act::a_stats,  "a_stats",  activation_slices::per_block,    "2 B T",    [](const activation_dims& s) { return 2 * s.rows(); },                     "attention norm mean, rstd" },
+        { act::qkv_raw,  "qkv_raw",  activation_slices::per_block,    "B T 3d",   [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "qkv projection output" },
+        { act::qkv,      "qkv",      activation_slices::per_block,    "B T 3d",   [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "q, k after qk control and RoPE (the v block is unused)" },
+        { act::qk_stats, "qk_stats", activation_slices::per_block,    "4 H B T",  [](const activation_dims& s) { return 4 * s.heads * s.rows(); },           "qk-norm statistics" },
+        { act::probs,    "probs",    activation_slices::per_block,    "B H T T",  [](const activation_dims& s) { return s.batch * s.heads * s.seq * s.seq; }, "attention probabilities" },
+        { act::capped,   "capped",   activation_slices::per_block,    "B H T T",  [](const activation_dims& s) { return s.attn_cap ? s.batch * s.heads * s.seq * s.seq : 0; }, "capped attention logits (attention soft-cap only)" },
+        { act::att,      "att",      activation_slices::per_block,    "B T d",    [](const activation_dims& s) { return s.rows() * s.d; },                   "attention output, heads concatenated" },
+        { act::m,        "m",        activation_slices::per_block,    "B T d",    [](const activation_dims& s) { return s.rows() * s.d; },                   "MLP norm output" },
+        { act::m_stats,  "m_stats",  activation_slices::per_block,    "2 B T",    [](const activation_dims& s) { return 2 * s.rows(); },                     "MLP norm mean, rstd" },
+        { act::up,       "up",       activation_slices::per_block,    "B T uF",   [](const activation_dims& s) { return s.rows() * s.up * s.f; },           "MLP pre-activation (u·F wide)" },
+        { act::mlp_act,  "mlp_act",  activation_slices::per_block,    "B T F",    [](const activation_dims& s) { return s.rows() * s.f; },                   "MLP post-activation" },
+        { act::f,        "f",        activation_slices::once,         "B T d",    [](const activation_dims& s) { return s.rows() * s.d; },                   "final norm output" },
+        { act::f_stats,  "f_stats",  activation_slices::once,         "2 B T",    [](const activation_dims& s) { return 2 * s.rows(); },                     "final norm mean, rstd" },
+        { act::logits,   "logits",   activation_slices::once,         "B T V",    [](const activation_dims& s) { return s.rows() * s.v; },                   "output logits (after the output cap)" },
+        { act::dlogits,  "dlogits",  activation_slices::once,         "B T V",    [](const activation_dims& s) { return s.rows() * s.v; },                   "d loss / d logits" },
+        { act::lse,      "lse",      activation_slices::once,         "B T",      [](const activation_dims& s) { return s.rows(); },                         "log Z per row" },
+        { act::row_loss, "row_loss", activation_slices::once,         "B T",      [](const activation_dims& s) { return s.rows(); },                         "loss per row" },
+        { act::dres,     "dres",     activation_slices::once,         "B T d",    [](const activation_dims& s) { return s.rows() * s.d; },                   "backward: d loss / d residual" },
+        { act::dtmp,     "dtmp",     activation_slices::once,         "B T d",    [](const activation_dims& s) { return s.rows() * s.d; },                   "backward: temporary" },
+        { act::datt,     "datt",     activation_slices::once,         "B T d",    [](const activation_dims& s) { return s.rows() * s.d; },                   "backward: d loss / d attention output" },
+        { act::dqkv,     "dqkv",     activation_slices::once,         "B T 3d",   [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "backward: qkv gradient after qk control and RoPE" },
+        { act::dqkv_raw, "dqkv_raw", activation_slices::once,         "B T 3d",   [](const activation_dims& s) { return 3 * s.rows() * s.d; },               "backward: qkv gradient before qk control" },
+        { act::dup,      "dup",      activation_slices::once,         "B T uF",   [](const activation_dims& s) { return s.rows() * s.up * s.f; },           "backward: MLP gradient (u·F wide)" },
+        { act::dscratch, "dscratch", activation_slices::once,         "P T T",    [](const activation_dims& s) { return s.threads * s.seq * s.seq; },        "backward: one T×T attention gradient per thread" },
     } };
     // clang-format on
 
@@ -142,6 +147,51 @@ namespace ballast
         }
     } // namespace detail
     static_assert(detail::activation_table_in_id_order(), "activation_table rows must follow the act enum");
+
+    /// The shape of one slice of `b` at `s`, read from its `dims` column. Its product is
+    /// `b.slice_elements(s)` for every buffer that is allocated (a law in tests/model/activations_test.cpp).
+    inline std::vector<std::size_t> activation_slice_shape(const activation_buffer& b, const activation_dims& s)
+    {
+        std::vector<std::size_t> shape;
+        std::size_t i = 0;
+        const auto d = b.dims;
+        while (i < d.size())
+        {
+            while (i < d.size() && d[i] == ' ')
+            {
+                ++i;
+            }
+            std::size_t k = 0;
+            bool number = false;
+            while (i < d.size() && d[i] >= '0' && d[i] <= '9')
+            {
+                k = k * 10 + static_cast<std::size_t>(d[i++] - '0');
+                number = true;
+            }
+            std::size_t v = number ? k : 1;
+            if (i < d.size() && d[i] == 'u')
+            {
+                v *= s.up;
+                ++i;
+            }
+            if (i < d.size() && d[i] != ' ')
+            {
+                switch (d[i++])
+                {
+                    case 'B': v *= s.batch; break;
+                    case 'T': v *= s.seq; break;
+                    case 'd': v *= s.d; break;
+                    case 'H': v *= s.heads; break;
+                    case 'V': v *= s.v; break;
+                    case 'F': v *= s.f; break;
+                    case 'P': v *= s.threads; break;
+                    default: break; // not reached: the table's letters are tested
+                }
+            }
+            shape.push_back(v);
+        }
+        return shape;
+    }
 
     /// Number of slices of a buffer.
     inline std::size_t activation_slice_count(activation_slices s, std::size_t layers) noexcept

@@ -11,13 +11,30 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include <xtensor/xadapt.hpp>
 
 #include <ballast/core/config.hpp>
 #include <ballast/policies/parameterisation.hpp>
 
 namespace ballast
 {
+    /// A shaped, zero-copy xtensor view of a buffer (row-major, dynamic rank): what `transformer::tensor`,
+    /// `grad_tensor` and `optimizer::state_tensor` return. Writes through a non-const view change the
+    /// buffer; the view does not own it and must not outlive it.
+    template <class T>
+    using tensor_view = decltype(xt::adapt(std::declval<T*>(), std::size_t{}, xt::no_ownership(),
+                                           std::declval<const std::vector<std::size_t>&>()));
+
+    /// The view of `n` elements at `data` with `shape` (whose product is `n`).
+    template <class T>
+    tensor_view<T> make_tensor_view(T* data, std::size_t n, const std::vector<std::size_t>& shape)
+    {
+        return xt::adapt(std::move(data), n, xt::no_ownership(), shape); // an rvalue: the view holds the pointer itself
+    }
+
     /// One tensor in the flat buffer.
     struct param_entry
     {

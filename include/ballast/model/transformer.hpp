@@ -63,12 +63,6 @@
 
 namespace ballast
 {
-    /// A shaped, zero-copy xtensor view of `n` elements at `data` (row-major, dynamic rank). Writes
-    /// through a non-const view change the buffer; the view does not own it.
-    template <class T>
-    using tensor_view = decltype(xt::adapt(std::declval<T*>(), std::size_t{}, xt::no_ownership(),
-                                           std::declval<const std::vector<std::size_t>&>()));
-
     template <policy_set P, class T = float, diagnostics::diagnostics_policy Diag = diagnostics::none>
     class transformer
     {
@@ -222,6 +216,31 @@ namespace ballast
             e.activations = checked_activation_elements(dims_of(cfg, batch, seq, threads));
             e.tables = cfg.context * cfg.head_dim();
             return e;
+        }
+
+        /// Activation buffer `name` (a row of the activation table, model/activations.hpp; docs/model.md) of
+        /// block or residual `slice` as a shaped, zero-copy xtensor view: what the last forward (and
+        /// backward) pass left there, e.g. `activation_tensor("probs", 0)` is block 0's attention
+        /// probabilities [B, H, T, T]. Valid until the next pass. Throws ballast::error for an unknown
+        /// name, a slice out of range, or a buffer this policy set does not allocate (e.g. "capped"
+        /// without an attention cap) or no pass has filled yet.
+        tensor_view<const T> activation_tensor(std::string_view name, std::size_t slice = 0) const
+        {
+            const activation_buffer* row = nullptr;
+            for (const auto& b : activation_table)
+            {
+                row = b.name == name ? &b : row;
+            }
+            BALLAST_CHECK(row != nullptr, "transformer", "no activation buffer '", name,
+                          "' (docs/model.md lists the activation table)");
+            const auto id = row->id;
+            const std::size_t slices = activation_slice_count(row->slices, m_cfg.n_layers);
+            BALLAST_CHECK(slice < slices, "transformer", "activation '", name, "' has ", slices,
+                          " slice(s), asked for slice ", slice);
+            BALLAST_CHECK(m_act.slice_size(id) > 0, "transformer", "activation '", name,
+                          "' is empty (not used by this policy set, or no forward pass yet)");
+            const auto shape = activation_slice_shape(*row, m_act.dims());
+            return make_tensor_view(static_cast<const T*>(m_act(id, slice)), m_act.slice_size(id), shape);
         }
 
         /// Elements of T currently allocated for activations (equals activation_elements for the last shape).
@@ -392,7 +411,7 @@ namespace ballast
         tensor_view<U> view(U* base, std::string_view name) const
         {
             const auto& e = m_tensors.layout().at(name);
-            return xt::adapt(base + e.offset, e.size, xt::no_ownership(), e.shape);
+            return make_tensor_view(base + e.offset, e.size, e.shape);
         }
 
         void check_inputs(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets,

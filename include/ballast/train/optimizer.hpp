@@ -35,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -212,6 +213,20 @@ namespace ballast
         std::span<T> state(std::size_t i) noexcept { return m_state[i]; }
         std::span<const T> state(std::size_t i) const noexcept { return m_state[i]; }
 
+        /// State `state` (one of the policy's `state_names`) of tensor `name` as a shaped, zero-copy xtensor
+        /// view: shaped like the parameter, or, for a factored state (`optim::factored_state`: Adafactor's
+        /// "v" of a matrix), the [rows + cols] factors R then C. Throws ballast::error for an unknown state
+        /// or tensor, naming the known ones.
+        tensor_view<T> state_tensor(std::string_view state, std::string_view name)
+        {
+            return state_view(m_state[state_index(state)].data(), state_index(state), name);
+        }
+        tensor_view<const T> state_tensor(std::string_view state, std::string_view name) const
+        {
+            return state_view(static_cast<const T*>(m_state[state_index(state)].data()), state_index(state),
+                              name);
+        }
+
         /// One step. `lr` = s_t·η (the scheduled LR), `schedule_multiplier` = s_t, `grad_scale` the
         /// clipping factor (see `clip_factor`).
         void step(std::span<T> params, std::span<const T> grads, double lr, double schedule_multiplier,
@@ -276,6 +291,36 @@ namespace ballast
             {
                 s.assign(m_layout.total(), T(0));
             }
+        }
+
+        static std::size_t state_index(std::string_view state)
+        {
+            for (std::size_t i = 0; i < state_count; ++i)
+            {
+                if (O::state_names[i] == state)
+                {
+                    return i;
+                }
+            }
+            std::string known;
+            for (const auto n : O::state_names)
+            {
+                known += (known.empty() ? "" : ", ") + std::string(n);
+            }
+            ::ballast::detail::throw_error("optimizer", "'", O::name, "' has no state '", state, "' (its states: ",
+                                           known.empty() ? std::string("none") : known, ")");
+        }
+
+        template <class U>
+        tensor_view<U> state_view(U* base, std::size_t i, std::string_view name) const
+        {
+            const auto& e = m_layout.at(name);
+            const auto a = tensor_of(e);
+            if (optim::factored_state<O>(i, a))
+            {
+                return make_tensor_view(base + e.offset, a.rows + a.cols, { a.rows + a.cols });
+            }
+            return make_tensor_view(base + e.offset, e.size, e.shape);
         }
 
         /// The step count and the shape of a tensor ([rows, cols]: all but the last dimension, the last).

@@ -87,6 +87,12 @@ namespace ballast::optim
 
         static double rms_floor(const config& c) noexcept { return c.eps2; }
 
+        /// "v" of a matrix is factored: its slot starts with R (rows entries) then C (cols entries).
+        static constexpr bool factored(std::size_t i, const tensor_step& a) noexcept
+        {
+            return i == 1 && kernels::adafactor_factored(a.rows, a.cols);
+        }
+
         /// β̂2t = 1 − t^(−c).
         static double beta2_at(std::int64_t t, const config& c)
         {

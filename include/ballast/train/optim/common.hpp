@@ -139,6 +139,22 @@ namespace ballast
             O::update(p, s, g, a, c);
         };
 
+        /// Does state `i` of `O` hold a factored form for tensor `a` rather than a parameter-shaped one?
+        /// Policies say so with `static bool factored(std::size_t i, const tensor_step&)` (Adafactor's "v" of
+        /// a matrix: rows + cols entries); without it every state is parameter-shaped.
+        template <class O>
+        constexpr bool factored_state(std::size_t i, const tensor_step& a)
+        {
+            if constexpr (requires { O::factored(i, a); })
+            {
+                return O::factored(i, a);
+            }
+            else
+            {
+                return false;
+            }
+        }
+
         /// Does `O` give diagnostics its unscaled direction?
         template <class O, class T>
         concept has_direction = requires(std::array<const T*, O::state_names.size()> s, const tensor_step& a,
