@@ -53,13 +53,11 @@
 #include <nlohmann/json.hpp>
 
 #include <ballast/core/aligned.hpp>
-#include <ballast/core/checked.hpp>
 #include <ballast/core/comm.hpp>
 #include <ballast/core/config.hpp>
 #include <ballast/core/file.hpp>
 #include <ballast/core/json.hpp>
 #include <ballast/core/lock.hpp>
-#include <ballast/core/memory.hpp>
 #include <ballast/core/parallel.hpp>
 #include <ballast/core/reflect.hpp>
 #include <ballast/core/signals.hpp>
@@ -72,6 +70,7 @@
 #include <ballast/train/metrics_log.hpp>
 #include <ballast/train/microbatch_sum.hpp>
 #include <ballast/train/optimizer.hpp>
+#include <ballast/train/run_checks.hpp>
 #include <ballast/train/run_result.hpp>
 #include <ballast/train/schedule.hpp>
 #include <ballast/train/step_diagnostics.hpp>
@@ -98,8 +97,9 @@ namespace ballast
         trainer(const model_config& model, const train_config& train, const optimizer_config& opt,
                 const token_splits& data, communicator* comm = nullptr)
           : m_comm(comm != nullptr && comm->size() > 1 ? comm : nullptr)
-          , m_ranks_agree(check_ranks(m_comm, model, train, opt, data))
-          , m_fits(check_memory(m_comm, model, train))
+          , m_ranks_agree(check_data_parallel_ranks(m_comm, rank_fingerprint(model, train, opt, data), train,
+                                                    Diag::enabled))
+          , m_fits(check_run_memory<model_type, optimizer_type::state_count, T>(m_comm, model, train))
           , m_train(train)
           , m_data(data)
           , m_model(model)
@@ -125,23 +125,19 @@ namespace ballast
         bool is_writer() const noexcept { return rank() == 0; }
 
         /// Fingerprint of what data-parallel ranks must agree on: the run's identity (policy set, optimizer,
-        /// dtype, model, train and optimizer configs, data) and the build (version, compiler, compile time).
+        /// dtype, model, train and optimizer configs, data) and the build (train/run_checks.hpp).
         static std::uint64_t rank_fingerprint(const model_config& model, const train_config& train,
                                               const optimizer_config& opt, const token_splits& data)
         {
-            const nlohmann::json j = { { "policy_set", std::string(P::name) },
-                                       { "optimizer", std::string(O::name) },
-                                       { "dtype", std::is_same_v<T, float> ? "float32" : "float64" },
-                                       { "diagnostics", Diag::enabled },
-                                       { "model", to_json(model) },
-                                       { "train", identity_json(train) },
-                                       { "handle_signals", train.handle_signals },
-                                       { "optimizer_config", to_json(opt) },
-                                       { "data", data.identity() },
-                                       { "build", std::string(version_string) + " " + __VERSION__ + " " +
-                                                    __DATE__ + " " + __TIME__ } };
-            const std::string text = j.dump();
-            return fnv1a64(std::as_bytes(std::span<const char>(text.data(), text.size())));
+            return run_fingerprint({ { "policy_set", std::string(P::name) },
+                                     { "optimizer", std::string(O::name) },
+                                     { "dtype", std::is_same_v<T, float> ? "float32" : "float64" },
+                                     { "diagnostics", Diag::enabled },
+                                     { "model", to_json(model) },
+                                     { "train", identity_json(train) },
+                                     { "handle_signals", train.handle_signals },
+                                     { "optimizer_config", to_json(opt) },
+                                     { "data", data.identity() } });
         }
 
         model_type& model() noexcept { return m_model; }
@@ -423,63 +419,8 @@ namespace ballast
         std::size_t checkpoints_written() const noexcept { return m_clock.written(); }
 
     private:
-        // Tags of the trainer's own collectives (microbatch_sum uses 1702-1704).
-        static constexpr int tag_fingerprint = 1701, tag_stop = 1705;
-
-        /// Every rank computes the same fingerprint list, so a mismatch throws the same error on every rank.
-        static bool check_ranks(communicator* comm, const model_config& model, const train_config& train,
-                                const optimizer_config& opt, const token_splits& data)
-        {
-            if (comm == nullptr)
-            {
-                return true;
-            }
-            const std::uint64_t mine = rank_fingerprint(model, train, opt, data);
-            const auto all = allgather_value(*comm, tag_fingerprint, mine);
-            for (std::size_t r = 1; r < all.size(); ++r)
-            {
-                BALLAST_CHECK(all[r] == all[0], "trainer",
-                              "data-parallel ranks disagree on the run: rank 0 has ",
-                              "config/data/build fingerprint ", hex64(all[0]), ", rank ", r, " has ",
-                              hex64(all[r]), " (start every rank with the same program, flags and corpus)");
-            }
-            const auto k = static_cast<std::size_t>(comm->size());
-            BALLAST_CHECK(train.microbatches % k == 0, "trainer", "the ", k,
-                          " data-parallel ranks do not divide microbatches = ", train.microbatches,
-                          " (each rank computes microbatches / ranks of every step)");
-            BALLAST_CHECK(!Diag::enabled || train.diag_interval == 0, "trainer",
-                          "recording diagnostics (diag_interval > 0) is not supported in data-parallel runs "
-                          "yet (use one process, or diag_interval = 0)");
-            return true;
-        }
-
-        /// Refuse a run that cannot fit before anything is allocated: parameters, gradients, optimizer
-        /// state, the accumulation buffers and the activations of one microbatch, against the memory
-        /// available ("memory: the run needs 31.2 GiB, 22.9 GiB available"). Sizes that overflow are
-        /// refused by the config and activation checks.
-        static bool check_memory(communicator* comm, const model_config& model, const train_config& train)
-        {
-            train.validate(model);
-            const std::size_t threads =
-              train.threads > 0 ? static_cast<std::size_t>(train.threads) : static_cast<std::size_t>(num_threads());
-            const auto m = model_type::estimate_memory(model, train.batch / train.microbatches, train.seq, threads);
-            const std::uint64_t k = comm != nullptr ? static_cast<std::uint64_t>(comm->size()) : 1;
-            const std::uint64_t local = train.microbatches / k;
-            std::uint64_t copies = optimizer_type::state_count;
-            if (comm != nullptr || train.microbatches > 1)
-            {
-                copies += 1; // the accumulated gradient
-            }
-            if (k > 1)
-            {
-                copies += 3 * local; // this rank's microbatch gradients, and the send and receive buffers
-            }
-            const std::uint64_t bytes = checked_add(
-              m.bytes(), checked_product<std::uint64_t>({ copies, m.parameters, sizeof(T) }, "trainer", "memory"),
-              "trainer", "memory");
-            check_fits(bytes, "the run (parameters, gradients, optimizer state and activations)");
-            return true;
-        }
+        // Tag of the trainer's own collective (run_checks.hpp uses 1701, microbatch_sum.hpp 1702-1704).
+        static constexpr int tag_stop = 1705;
 
         /// True on every rank when `flag` is true on any rank (a no-op without a communicator).
         bool any_rank(bool flag)
