@@ -41,57 +41,6 @@ namespace
     }
 } // namespace
 
-TEST_CASE("least_squares matches the closed-form line and recovers an exact polynomial", "[study][predict]")
-{
-    // Line through noisy points: slope = cov(x, y) / var(x), intercept = ȳ − slope·x̄.
-    const std::vector<double> x = { 1, 2, 3, 4, 5, 6 }, y = { 2.1, 3.9, 6.2, 7.8, 10.1, 12.2 };
-    double mx = 0, my = 0;
-    for (std::size_t i = 0; i < x.size(); ++i)
-    {
-        mx += x[i] / 6;
-        my += y[i] / 6;
-    }
-    double sxy = 0, sxx = 0;
-    for (std::size_t i = 0; i < x.size(); ++i)
-    {
-        sxy += (x[i] - mx) * (y[i] - my);
-        sxx += (x[i] - mx) * (x[i] - mx);
-    }
-    const auto line = st::fit_polynomial(x, y, 1);
-    CHECK(line.coef[1] == Approx(sxy / sxx).epsilon(1e-13));
-    CHECK(line.coef[0] == Approx(my - sxy / sxx * mx).epsilon(1e-13));
-    double ss = 0;
-    for (std::size_t i = 0; i < x.size(); ++i)
-    {
-        ss += std::pow(line.coef[0] + line.coef[1] * x[i] - y[i], 2);
-    }
-    CHECK(line.rms_residual == Approx(std::sqrt(ss / 6)).epsilon(1e-12));
-
-    // An exact quadratic at log10 N-like abscissas (nearly collinear Vandermonde columns).
-    const std::vector<double> lx = { 4.1, 4.5, 4.9, 5.3, 5.7 };
-    std::vector<double> ly;
-    for (const double v : lx)
-    {
-        ly.push_back(-3.0 + 0.7 * v + 0.15 * v * v);
-    }
-    const auto q = st::fit_polynomial(lx, ly, 2);
-    CHECK(q.coef[0] == Approx(-3.0).epsilon(1e-9));
-    CHECK(q.coef[1] == Approx(0.7).epsilon(1e-9));
-    CHECK(q.coef[2] == Approx(0.15).epsilon(1e-9));
-    CHECK(q.rms_residual < 1e-12);
-    CHECK(q(6.5) == Approx(-3.0 + 0.7 * 6.5 + 0.15 * 6.5 * 6.5).epsilon(1e-11));
-}
-
-TEST_CASE("least_squares refuses under-determined and rank-deficient fits", "[study][predict]")
-{
-    const std::vector<double> two = { 1, 2 }, y2 = { 1, 2 };
-    CHECK_THROWS_WITH(st::fit_polynomial(two, y2, 2), Catch::Contains("needs at least 3 points"));
-    const std::vector<double> same = { 3, 3, 3 }, y3 = { 1, 2, 3 };
-    CHECK_THROWS_WITH(st::fit_polynomial(same, y3, 1), Catch::Contains("rank-deficient"));
-    const std::vector<double> nan = { 1, NAN, 3 };
-    CHECK_THROWS_WITH(st::fit_polynomial(nan, y3, 1), Catch::Contains("non-finite"));
-}
-
 TEST_CASE("predict_max_logit extrapolates a known law and reports the measured target", "[study][predict]")
 {
     // log10(logit at step 100) = c0 + c1·x + c2·x², x = log10 N, one law per LR.
