@@ -65,7 +65,8 @@ TEST_CASE("least_squares refuses under-determined and rank-deficient fits", "[st
     CHECK_THROWS_WITH(st::fit_polynomial(nan, y3, 1), Catch::Contains("non-finite"));
 }
 
-TEST_CASE("the fits take xtensor expressions and agree bit for bit with the span overloads", "[study][fit][xtensor]")
+TEST_CASE("the fits take xtensor expressions and agree bit for bit with the span overloads",
+          "[study][fit][xtensor]")
 {
     // A power law y = 3·N^0.4 fitted as a line in log10 space, the arguments xtensor expressions.
     const xt::xtensor<double, 1> n = { 1e4, 3e4, 1e5, 3e5, 1e6 };

@@ -21,11 +21,13 @@ namespace
 
     ballast::loss_parts loss(std::size_t m)
     {
-        return { 1.0 + 0.1 * static_cast<double>(m), 0.9 + 0.1 * static_cast<double>(m), 0.01 * static_cast<double>(m) };
+        return { 1.0 + 0.1 * static_cast<double>(m), 0.9 + 0.1 * static_cast<double>(m),
+                 0.01 * static_cast<double>(m) };
     }
 } // namespace
 
-TEST_CASE("one process: the closed form, in order, and M = 1 is inactive by default", "[train][microbatch_sum]")
+TEST_CASE("one process: the closed form, in order, and M = 1 is inactive by default",
+          "[train][microbatch_sum]")
 {
     CHECK_FALSE(ballast::microbatch_sum<float>().active());
     const std::size_t n = 13, mb = 3;
@@ -98,7 +100,8 @@ TEST_CASE("K ranks give every rank the one-process bits", "[train][microbatch_su
                       sum.add(j, g, loss(sum.first() + j));
                   }
                   got_loss[static_cast<std::size_t>(r)] = sum.finish();
-                  std::memcpy(got[static_cast<std::size_t>(r)].data(), sum.gradient().data(), n * sizeof(float));
+                  std::memcpy(got[static_cast<std::size_t>(r)].data(), sum.gradient().data(),
+                              n * sizeof(float));
               });
         }
         for (auto& t : ranks)

@@ -94,9 +94,11 @@ namespace ballast::study
     }
 
     /// least_squares with X given by rows (each of the same length).
-    inline std::vector<double> least_squares(const std::vector<std::vector<double>>& rows, const std::vector<double>& y)
+    inline std::vector<double> least_squares(const std::vector<std::vector<double>>& rows,
+                                             const std::vector<double>& y)
     {
-        BALLAST_CHECK(!rows.empty(), "least_squares", "need as many targets as rows, got ", y.size(), " for 0 rows");
+        BALLAST_CHECK(!rows.empty(), "least_squares", "need as many targets as rows, got ", y.size(),
+                      " for 0 rows");
         const std::size_t p = rows.front().size();
         xt::xtensor<double, 2> X = xt::zeros<double>({ rows.size(), p });
         for (std::size_t i = 0; i < rows.size(); ++i)
@@ -140,7 +142,8 @@ namespace ballast::study
         xt::xtensor<double, 2> X = xt::zeros<double>({ x.size(), degree + 1 }); // the Vandermonde matrix
         for (std::size_t i = 0; i < x.size(); ++i)
         {
-            BALLAST_CHECK(std::isfinite(x(i)) && std::isfinite(y(i)), "fit_polynomial", "non-finite point ", i);
+            BALLAST_CHECK(std::isfinite(x(i)) && std::isfinite(y(i)), "fit_polynomial", "non-finite point ",
+                          i);
             double v = 1;
             for (std::size_t k = 0; k <= degree; ++k, v *= x(i))
             {
@@ -161,10 +164,13 @@ namespace ballast::study
     }
 
     /// fit_polynomial over spans (copied into xtensor vectors).
-    inline polynomial_fit fit_polynomial(std::span<const double> x, std::span<const double> y, std::size_t degree)
+    inline polynomial_fit fit_polynomial(std::span<const double> x, std::span<const double> y,
+                                         std::size_t degree)
     {
-        xt::xtensor<double, 1> xs = xt::adapt(x.data(), x.size(), xt::no_ownership(), std::vector<std::size_t>{ x.size() });
-        xt::xtensor<double, 1> ys = xt::adapt(y.data(), y.size(), xt::no_ownership(), std::vector<std::size_t>{ y.size() });
+        xt::xtensor<double, 1> xs =
+          xt::adapt(x.data(), x.size(), xt::no_ownership(), std::vector<std::size_t>{ x.size() });
+        xt::xtensor<double, 1> ys =
+          xt::adapt(y.data(), y.size(), xt::no_ownership(), std::vector<std::size_t>{ y.size() });
         return fit_polynomial(xs, ys, degree);
     }
 } // namespace ballast::study

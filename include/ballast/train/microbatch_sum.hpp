@@ -26,8 +26,8 @@
 #include <vector>
 
 #include <ballast/core/aligned.hpp>
-#include <ballast/core/config.hpp>
 #include <ballast/core/comm.hpp>
+#include <ballast/core/config.hpp>
 #include <ballast/policies/output.hpp>
 
 namespace ballast
@@ -101,8 +101,8 @@ namespace ballast
                     blocks.push_back(
                       std::as_writable_bytes(std::span<loss_parts>(losses.data() + r * m_local, m_local)));
                 }
-                allgatherv_bytes(*m_comm, tag_losses, std::as_bytes(std::span<const loss_parts>(m_local_losses)),
-                                 blocks);
+                allgatherv_bytes(*m_comm, tag_losses,
+                                 std::as_bytes(std::span<const loss_parts>(m_local_losses)), blocks);
                 combine_gradients();
             }
             else
@@ -174,8 +174,8 @@ namespace ballast
             std::vector<std::span<std::byte>> in;
             for (std::size_t s = 0; s < k; ++s)
             {
-                in.push_back(
-                  std::as_writable_bytes(std::span<T>(m_recv.data() + s * m_local * my_len, m_local * my_len)));
+                in.push_back(std::as_writable_bytes(
+                  std::span<T>(m_recv.data() + s * m_local * my_len, m_local * my_len)));
             }
             alltoallv_bytes(*m_comm, tag_chunks, out, in);
             T* acc = m_accum.data() + my0;
@@ -189,7 +189,8 @@ namespace ballast
             for (std::size_t c = 0; c < k; ++c)
             {
                 const std::size_t c0 = chunk_begin(c);
-                all.push_back(std::as_writable_bytes(std::span<T>(m_accum.data() + c0, chunk_begin(c + 1) - c0)));
+                all.push_back(
+                  std::as_writable_bytes(std::span<T>(m_accum.data() + c0, chunk_begin(c + 1) - c0)));
             }
             // The own block is copied onto itself: allgatherv_bytes copies `mine` into all[me], same memory.
             std::vector<T> mine(acc, acc + my_len);

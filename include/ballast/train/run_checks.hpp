@@ -41,8 +41,8 @@ namespace ballast
 
     /// The agreement check of a data-parallel run over `comm` (nullptr: one process, nothing to check).
     /// Every rank gathers every fingerprint, so a mismatch throws the same error on every rank.
-    inline bool check_data_parallel_ranks(communicator* comm, std::uint64_t fingerprint, const train_config& train,
-                                          bool records_diagnostics)
+    inline bool check_data_parallel_ranks(communicator* comm, std::uint64_t fingerprint,
+                                          const train_config& train, bool records_diagnostics)
     {
         if (comm == nullptr)
         {
@@ -53,8 +53,8 @@ namespace ballast
         for (std::size_t r = 1; r < all.size(); ++r)
         {
             BALLAST_CHECK(all[r] == all[0], "trainer", "data-parallel ranks disagree on the run: rank 0 has ",
-                          "config/data/build fingerprint ", hex64(all[0]), ", rank ", r, " has ", hex64(all[r]),
-                          " (start every rank with the same program, flags and corpus)");
+                          "config/data/build fingerprint ", hex64(all[0]), ", rank ", r, " has ",
+                          hex64(all[r]), " (start every rank with the same program, flags and corpus)");
         }
         const auto k = static_cast<std::size_t>(comm->size());
         BALLAST_CHECK(train.microbatches % k == 0, "trainer", "the ", k,
@@ -73,7 +73,7 @@ namespace ballast
     {
         train.validate(model);
         const std::size_t threads = train.threads > 0 ? static_cast<std::size_t>(train.threads)
-                                                       : static_cast<std::size_t>(num_threads());
+                                                      : static_cast<std::size_t>(num_threads());
         const auto m = Model::estimate_memory(model, train.batch / train.microbatches, train.seq, threads);
         const std::uint64_t k = comm != nullptr ? static_cast<std::uint64_t>(comm->size()) : 1;
         const std::uint64_t local = train.microbatches / k;

@@ -33,9 +33,10 @@ namespace ballast
         nlohmann::json tensors = nlohmann::json::object();
         for (const auto& e : layout.entries())
         {
-            tensors[e.name] = { { "grad_rms", finite_or_null(Opt::tensor_rms(grads.data() + e.offset, e.size)) },
-                                { "param_rms",
-                                  finite_or_null(Opt::tensor_rms(params.data() + e.offset, e.size)) } };
+            tensors[e.name] = {
+                { "grad_rms", finite_or_null(Opt::tensor_rms(grads.data() + e.offset, e.size)) },
+                { "param_rms", finite_or_null(Opt::tensor_rms(params.data() + e.offset, e.size)) }
+            };
         }
         return { { "tensors", std::move(tensors) } };
     }
@@ -54,7 +55,8 @@ namespace ballast
             t["eps_fraction"] = finite_or_null(d.eps_fraction);
         }
         add_forward_diagnostics(diag, f);
-        diag_sample sample{ step, max_attn_logit(f), f.layers.empty() ? NAN : f.layers.front().max_logit, NAN, NAN };
+        diag_sample sample{ step, max_attn_logit(f), f.layers.empty() ? NAN : f.layers.front().max_logit, NAN,
+                            NAN };
         if (const auto it = diag["tensors"].find(probe_tensor); it != diag["tensors"].end())
         {
             sample.probe_grad_rms = number_or_nan(*it, "grad_rms");
