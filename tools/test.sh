@@ -18,7 +18,7 @@ cmake --build --preset release -j "$jobs"
 ctest --preset release -j "$jobs"
 
 if [ "${BALLAST_SKIP_SANITIZE:-0}" != 1 ]; then
-    if [ "${BALLAST_SANITIZE_ALL:-0}" = 1 ]; then filter=""; else filter='/tests/(kernels|core|io|policies|fuzz)/|/tests/train/(optimizer|data|schedule|tokens|checkpoint|metrics_log|run_result|callbacks|microbatch_sum)_test|/tests/train/optim/|/tests/study/(metric|grid|predict|fit|results|summary|shard|merge|work_queue|spec)_test'; fi
+    if [ "${BALLAST_SANITIZE_ALL:-0}" = 1 ]; then filter=""; else filter='/tests/(kernels|core|io|policies|fuzz)/|/tests/train/(optimizer|data|schedule|tokens|checkpoint|metrics_log|run_result|callbacks|microbatch_sum)_test|/tests/train/optim/|/tests/study/(metric|grid|predict|fit|results|summary|shard|merge|work_queue|spec|plan)_test'; fi
     cmake --preset sanitize -DBALLAST_TEST_FILTER="$filter" >/dev/null
     cmake --build --preset sanitize -j "$jobs" --target ballast_tests
     ctest --preset sanitize -j "$jobs" -R '^ballast:'
