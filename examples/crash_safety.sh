@@ -12,11 +12,12 @@ train=$1; study=$2; work=$3; corpus=$4
 tiny="--corpus $corpus --d-model 16 --n-heads 2 --n-layers 1 --context 16 --seq 16 --batch 4 --warmup 10"
 rm -rf "$work"; mkdir -p "$work"
 fail() { echo "FAIL: $*"; [ -n "${bg:-}" ] && kill -9 "$bg" 2>/dev/null; exit 1; }
-# wait_for FILE PATTERN: until FILE holds PATTERN (at most 30 s).
+# wait_for FILE PATTERN [SECONDS]: until FILE holds PATTERN (at most SECONDS, default 30; a sanitizer build
+# on a loaded machine is 20-50x slower than release, hence the longer bound of the long-step case).
 wait_for() {
-    i=0
+    i=0; limit=$(( ${3:-30} * 20 ))
     until grep -q "$2" "$1" 2>/dev/null; do
-        i=$((i + 1)); [ $i -lt 600 ] || fail "timed out waiting for '$2' in $1"
+        i=$((i + 1)); [ $i -lt $limit ] || fail "timed out waiting for '$2' in $1"
         sleep 0.05
     done
 }
@@ -108,7 +109,7 @@ big="--corpus $corpus --d-model 256 --n-heads 4 --n-layers 4 --context 128 --seq
 # shellcheck disable=SC2086
 "$train" $big --steps 50 --eval-interval 0 --eval-batches 1 --log-interval 1 --out "$work/twice" >"$work/twice.log" 2>&1 &
 bg=$!
-wait_for "$work/twice/metrics.jsonl" '"type":"step"'
+wait_for "$work/twice/metrics.jsonl" '"type":"step"' 240
 kill -INT "$bg"; sleep 0.3; kill -INT "$bg"; wait_gone "$bg" 5; bg=
 [ "$rc" -eq 130 ] || fail "two SIGINTs: exit $rc, expected 130 (killed by SIGINT)"
 if grep -q "interrupted after step" "$work/twice.log"; then fail "the second SIGINT did not end the process at once"; fi

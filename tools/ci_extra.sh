@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The CI legs beyond tools/test.sh (.ci/run = tools/test.sh, then this; docs/hardening.md has the budget
 # and the measured times):
-#   1. the rest of the sanitizer coverage, AddressSanitizer + UndefinedBehaviorSanitizer with clang-14
-#      (preset sanitize-full, build/sanitize-full): the model, trainer, warnings and study-engine tests that
-#      tools/test.sh's GCC leg leaves out, and every `example:` ctest (train, study, predict, ballast_model,
-#      custom_policy: Ctrl-C/resume, SIGKILL/resume, two writers, the error contract). clang-14 compiles
-#      these template-heavy units about 5x faster than GCC 12 with the sanitizers on;
+#   1. AddressSanitizer + UndefinedBehaviorSanitizer with clang-14 (preset sanitize-full,
+#      build/sanitize-full) over every Catch2 test and every `example:` ctest (train, study, predict,
+#      ballast_model, custom_policy: Ctrl-C/resume, SIGKILL/resume, two writers, the error contract).
+#      clang-14 compiles the template-heavy model and study units about 5x faster than GCC 12 with the
+#      sanitizers on, which is what makes the whole suite fit the CI budget;
 #   2. fuzzing: tools/fuzz.sh, 30 s per target (BALLAST_FUZZ_SECONDS to change);
 #   3. ThreadSanitizer with clang-14 (preset tsan): the thread team (core/parallel.hpp), the threaded GEMM
 #      and attention kernels, the model under load and the study engine's worker pool.
