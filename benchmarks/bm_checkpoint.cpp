@@ -83,10 +83,12 @@ namespace
             st.ResumeTiming();
         }
         std::filesystem::remove_all(dir);
-        const double mean = seconds / static_cast<double>(std::max<benchmark::IterationCount>(st.iterations(), 1));
+        const double mean =
+          seconds / static_cast<double>(std::max<benchmark::IterationCount>(st.iterations(), 1));
         st.counters["MB"] = static_cast<double>(bytes) / 1e6;
         st.counters["bytes_per_s"] = static_cast<double>(bytes) / mean;
-        st.counters["cost_pct"] = 100.0 * mean / std::max(ballast::train_config{}.checkpoint_seconds, 100.0 * mean);
+        st.counters["cost_pct"] =
+          100.0 * mean / std::max(ballast::train_config{}.checkpoint_seconds, 100.0 * mean);
     }
 
     const config configs[] = { { "P1", 128, 2, 2 }, { "P3", 512, 8, 8 }, { "M100", 1024, 8, 16 } };

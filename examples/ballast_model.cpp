@@ -46,12 +46,13 @@ namespace
     int run(const ballast::model_config& cfg, const options& o)
     {
         using model_t = ballast::transformer<S, T>;
-        BALLAST_CHECK(o.seq >= 1 && o.seq <= cfg.context, "ballast_model", "--seq must be in [1, context = ",
-                      cfg.context, "], got ", o.seq);
+        BALLAST_CHECK(o.seq >= 1 && o.seq <= cfg.context, "ballast_model",
+                      "--seq must be in [1, context = ", cfg.context, "], got ", o.seq);
         BALLAST_CHECK(o.batch >= 1, "ballast_model", "--batch must be >= 1");
         // Everything this pass allocates, refused up front when the sizes overflow or do not fit.
         ballast::check_fits(
-          model_t::estimate_memory(cfg, o.batch, o.seq, static_cast<std::size_t>(ballast::num_threads())).bytes(),
+          model_t::estimate_memory(cfg, o.batch, o.seq, static_cast<std::size_t>(ballast::num_threads()))
+            .bytes(),
           "the model (parameters, gradients and activations)");
         model_t model(cfg);
         if (!o.weights.empty())

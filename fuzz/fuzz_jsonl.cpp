@@ -32,9 +32,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     {
     }
     // load_runs reads a path: one file per process, rewritten per input.
-    static const std::string path =
-      (std::filesystem::temp_directory_path() / ("ballast_fuzz_results_" + std::to_string(::getpid()) + ".jsonl"))
-        .string();
+    static const std::string path = (std::filesystem::temp_directory_path() /
+                                     ("ballast_fuzz_results_" + std::to_string(::getpid()) + ".jsonl"))
+                                      .string();
     if (std::FILE* f = std::fopen(path.c_str(), "wb"))
     {
         std::fwrite(data, 1, size, f);

@@ -32,7 +32,8 @@ namespace ballast
     namespace detail
     {
         inline std::atomic<int> g_stop_signal{ 0 };
-        static_assert(std::atomic<int>::is_always_lock_free, "a signal handler may only use lock-free atomics");
+        static_assert(std::atomic<int>::is_always_lock_free,
+                      "a signal handler may only use lock-free atomics");
 
         /// Record the first signal; on a second one, act as if no handler were installed. Only
         /// async-signal-safe calls (signal, raise).

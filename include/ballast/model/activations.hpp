@@ -150,7 +150,8 @@ namespace ballast
 
     /// The shape of one slice of `b` at `s`, read from its `dims` column. Its product is
     /// `b.slice_elements(s)` for every buffer that is allocated (a law in tests/model/activations_test.cpp).
-    inline std::vector<std::size_t> activation_slice_shape(const activation_buffer& b, const activation_dims& s)
+    inline std::vector<std::size_t> activation_slice_shape(const activation_buffer& b,
+                                                           const activation_dims& s)
     {
         std::vector<std::size_t> shape;
         std::size_t i = 0;

@@ -32,7 +32,8 @@ namespace ballast
     template <class T>
     tensor_view<T> make_tensor_view(T* data, std::size_t n, const std::vector<std::size_t>& shape)
     {
-        return xt::adapt(std::move(data), n, xt::no_ownership(), shape); // an rvalue: the view holds the pointer itself
+        // An rvalue: the view holds the pointer itself (an lvalue would make it hold a reference to `data`).
+        return xt::adapt(std::move(data), n, xt::no_ownership(), shape);
     }
 
     /// One tensor in the flat buffer.
